@@ -1,0 +1,81 @@
+// The cloud directory's HTTP server: Graph API under /v1.0, OAuth2 endpoints, /healthz.
+// Routes are thin; everything goes through the services built in services/index.ts.
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { NimbusError, unauthenticated } from '../shared/errors.ts';
+import { authRoutes } from './auth/routes.ts';
+import { graphErrorHandler, sendGraphError } from './graph/errors.ts';
+import { batchRoutes } from './graph/routes/batch.ts';
+import { directoryRoutes } from './graph/routes/directory.ts';
+import { groupRoutes } from './graph/routes/groups.ts';
+import { userRoutes } from './graph/routes/users.ts';
+import type { Services } from './services/index.ts';
+import type { AppRole } from './services/context.ts';
+
+export interface ServerOptions {
+  logger?: FastifyServerOptions['logger'];
+  https?: { cert: string | Buffer; key: string | Buffer } | undefined;
+}
+
+export async function buildServer(svc: Services, opts: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: 4 * 1024 * 1024,
+    genReqId: () => crypto.randomUUID(),
+    requestIdHeader: false,
+    // Graph ids and segments are case-insensitive; keep routes matchable in any case.
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 2048 },
+    ...(opts.https ? { https: opts.https } : {}),
+  } as FastifyServerOptions);
+
+  // JSON bodies: an empty body is allowed (POST .../verify, .../restore); a broken one is a
+  // Graph 400 that says where it broke.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new NimbusError('bad_request', 'Request_BadRequest', `Invalid JSON in the request body: ${(err as Error).message}. Send a JSON object.`), undefined);
+    }
+  });
+
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('request-id', req.id);
+    const crid = req.headers['client-request-id'];
+    if (typeof crid === 'string') reply.header('client-request-id', crid);
+  });
+
+  app.setErrorHandler(graphErrorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    const seg = req.url.split('?')[0]!.split('/').filter(Boolean).slice(1).join('/');
+    return sendGraphError(req, reply, 400, 'Request_BadRequest', `Invalid request: resource not found for the segment '${seg || req.url}' (${req.method}). Check the URL against the Microsoft Graph v1.0 API.`);
+  });
+
+  // Authentication for the Graph API: a bearer token issued by this directory. The token's
+  // tenant is the only tenant the request can see.
+  app.addHook('preHandler', async (req) => {
+    if (!req.url.toLowerCase().startsWith('/v1.0/')) return;
+    const h = req.headers.authorization;
+    if (!h) throw unauthenticated('Access token is empty. Send Authorization: Bearer <token> from /{tenant}/oauth2/v2.0/token.');
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    if (!m) throw unauthenticated('Access token validation failure: the Authorization header must be "Bearer <token>".');
+    const claims = await svc.tokens.verify(m[1]!);
+    const appRow = await svc.db.selectFrom('apps').select(['client_id', 'name', 'role', 'tenant_id']).where('client_id', '=', claims.appid).executeTakeFirst();
+    if (appRow?.tenant_id !== claims.tid) throw unauthenticated('Access token validation failure: the app that requested this token no longer exists.');
+    req.actor = { tenantId: claims.tid, kind: 'app', id: appRow.client_id, name: appRow.name, role: appRow.role as AppRole };
+  });
+
+  app.get('/healthz', async () => {
+    await svc.db.selectFrom('tenants').select('id').limit(1).execute();
+    return { status: 'ok' };
+  });
+
+  authRoutes(app, svc);
+  userRoutes(app, svc);
+  groupRoutes(app, svc);
+  directoryRoutes(app, svc);
+  batchRoutes(app);
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,165 @@
+// Table types of the cloud directory store, as Kysely sees them. Portable across SQLite
+// and PostgreSQL: booleans are 0/1 integers, times are ISO-8601 text, lists are JSON text.
+import type { Generated } from 'kysely';
+
+export interface TenantTable {
+  id: string;
+  name: string;
+  display_name: string;
+  initial_domain: string;
+  created_at: string;
+  /** null = never activated, 1 = activated, 0 = was activated, now off. */
+  sync_enabled: number | null;
+  sync_last_at: string | null;
+  sync_disabled_at: string | null;
+  /** JSON of onPremisesDirectorySynchronization features. */
+  sync_features: string;
+  /** Per-tenant change counter; every write takes the next value (delta queries read it). */
+  change_seq: number;
+}
+
+export interface DomainTable {
+  tenant_id: string;
+  name: string;
+  is_verified: number;
+  is_default: number;
+  is_initial: number;
+  authentication_type: string;
+  verification_code: string;
+  created_at: string;
+  verified_at: string | null;
+}
+
+/** Columns both users and groups have. */
+interface DirectoryObjectColumns {
+  tenant_id: string;
+  id: string;
+  seq: number;
+  created_at: string;
+  deleted_at: string | null;
+  display_name: string | null;
+  mail: string | null;
+  mail_nickname: string | null;
+  proxy_addresses: string;
+  /** Internal source anchor (users expose it as onPremisesImmutableId). */
+  immutable_id: string | null;
+  on_prem_sync_enabled: number | null;
+  on_prem_sam_account_name: string | null;
+  on_prem_security_identifier: string | null;
+  on_prem_domain_name: string | null;
+  on_prem_last_sync_at: string | null;
+  on_prem_provisioning_errors: string;
+  /** JSON object of properties that are neither filterable nor sortable. */
+  extra: string;
+}
+
+export interface UserTable extends DirectoryObjectColumns {
+  upn: string;
+  account_enabled: number;
+  given_name: string | null;
+  surname: string | null;
+  job_title: string | null;
+  department: string | null;
+  company_name: string | null;
+  employee_id: string | null;
+  user_type: string;
+  usage_location: string | null;
+  on_prem_distinguished_name: string | null;
+  on_prem_user_principal_name: string | null;
+  manager_id: string | null;
+  password_hash: string | null;
+}
+
+export interface GroupTable extends DirectoryObjectColumns {
+  description: string | null;
+  mail_enabled: number;
+  security_enabled: number;
+  group_types: string;
+  visibility: string | null;
+  on_prem_net_bios_name: string | null;
+}
+
+export interface AddressTable {
+  tenant_id: string;
+  /** Lower-cased UPN, mail or SMTP address; one case-insensitive space per tenant. */
+  address: string;
+  object_id: string;
+}
+
+export interface MembershipTable {
+  tenant_id: string;
+  group_id: string;
+  member_id: string;
+  member_type: string;
+}
+
+export interface MembershipChangeTable {
+  tenant_id: string;
+  seq: number;
+  group_id: string;
+  member_id: string;
+  member_type: string;
+  removed: number;
+}
+
+export interface RemovedObjectTable {
+  tenant_id: string;
+  id: string;
+  object_type: string;
+  seq: number;
+  removed_at: string;
+}
+
+export interface RoleAssignmentTable {
+  tenant_id: string;
+  role_template_id: string;
+  principal_id: string;
+  created_at: string;
+}
+
+export interface AppTable {
+  tenant_id: string;
+  client_id: string;
+  name: string;
+  role: string;
+  secret_hash: string;
+  secret_hint: string;
+  created_at: string;
+  secret_created_at: string;
+}
+
+export interface SigningKeyTable {
+  kid: string;
+  private_jwk: string;
+  public_jwk: string;
+  created_at: string;
+}
+
+export interface AuditTable {
+  id: Generated<number>;
+  tenant_id: string;
+  audit_id: string;
+  at: string;
+  category: string;
+  activity: string;
+  operation_type: string;
+  result: string;
+  result_reason: string;
+  initiated_by: string;
+  target_resources: string;
+}
+
+export interface Database {
+  tenants: TenantTable;
+  domains: DomainTable;
+  users: UserTable;
+  groups: GroupTable;
+  addresses: AddressTable;
+  memberships: MembershipTable;
+  membership_changes: MembershipChangeTable;
+  removed_objects: RemovedObjectTable;
+  role_assignments: RoleAssignmentTable;
+  apps: AppTable;
+  signing_keys: SigningKeyTable;
+  audit_logs: AuditTable;
+}

@@ -1,0 +1,61 @@
+// Opens the cloud directory store: Kysely over better-sqlite3 (the embedded default)
+// in a data folder, migrated to the latest schema before use.
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { NimbusError } from '../../shared/errors.ts';
+import { migrationProvider } from './migrations/index.ts';
+import type { Database } from './schema.ts';
+
+export type Store = Kysely<Database>;
+
+export interface StoreOptions {
+  /** Data folder; the SQLite file is `<dataDir>/nimbus.db`. Use ':memory:' for a throw-away store. */
+  dataDir: string;
+}
+
+/** Resolves the data folder: explicit flag, then NIMBUS_DATA, then ./.nimbus. */
+export function resolveDataDir(flag?: string): string {
+  return resolve(flag ?? process.env.NIMBUS_DATA ?? '.nimbus');
+}
+
+export async function openStore(opts: StoreOptions): Promise<Store> {
+  let file = ':memory:';
+  if (opts.dataDir !== ':memory:') {
+    try {
+      mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new NimbusError(
+        'unavailable',
+        'DataFolderUnavailable',
+        `Cannot create the data folder ${opts.dataDir}: ${(err as Error).message}. Pass --data DIR or set NIMBUS_DATA to a writable folder.`,
+      );
+    }
+    file = join(opts.dataDir, 'nimbus.db');
+  }
+  const sqlite = new SQLite(file);
+  // WAL lets readers (Graph GETs) run while a writer commits; NORMAL sync is durable with WAL
+  // across process crashes (only an OS crash can lose the last commits).
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('cache_size = -65536');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrate(db);
+  return db;
+}
+
+export async function migrate(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new NimbusError(
+      'unavailable',
+      'MigrationFailed',
+      `Database migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}. The store was left at its previous version; check the data folder is not from a newer Nimbus.`,
+    );
+  }
+}
