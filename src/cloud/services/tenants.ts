@@ -56,7 +56,7 @@ export function createTenantService(deps: Deps) {
     async create(name: string, displayName?: string): Promise<TenantTable> {
       const n = name.trim();
       if (!TENANT_NAME.test(n))
-        throw badRequest(`Invalid tenant name '${name}': use 1-63 lower-case letters, digits and hyphens, starting with a letter or digit (it becomes ${n || 'name'}.${config.serviceSuffix}).`, 'name');
+        throw badRequest(`Invalid tenant name '${name}': use 1-63 lower-case letters, digits and hyphens, starting with a letter or digit; the initial domain becomes <name>.${config.serviceSuffix}.`, 'name');
       const existing = await db.selectFrom('tenants').select('id').where('name', '=', n).executeTakeFirst();
       if (existing) throw badRequest(`A tenant named '${n}' already exists (id ${existing.id}). Choose another name.`, 'name');
       const now = clock.now().toISOString();

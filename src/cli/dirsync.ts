@@ -1,0 +1,68 @@
+// `nimbus dirsync enable|disable|status --tenant T`: activate or deactivate directory
+// synchronization, with an explicit confirmation (prompt or --yes).
+import type { Command } from 'commander';
+import { cliActor } from '../cloud/services/context.ts';
+import { action, ask, output, UsageError, withServices } from './common.ts';
+
+async function confirm(question: string, yes: boolean | undefined): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) throw new UsageError(`${question} Confirmation is required: run again with --yes.`);
+  const answer = (await ask(`${question} Type 'yes' to continue: `)).trim().toLowerCase();
+  if (answer !== 'yes' && answer !== 'y') throw new UsageError('Cancelled; nothing was changed.');
+}
+
+export function dirsyncCommands(program: Command): void {
+  const dirsync = program.command('dirsync').description('activate, deactivate and show directory synchronization of a tenant');
+  const tenantOpt = ['--tenant <tenant>', 'tenant id, name or verified domain'] as const;
+
+  dirsync
+    .command('enable')
+    .requiredOption(...tenantOpt)
+    .option('--yes', 'confirm without asking')
+    .option('--json', 'print JSON')
+    .description('activate directory sync (cloud objects with the same names may be taken over)')
+    .action(
+      action(async (opts: { tenant: string; yes?: boolean }, cmd: Command) => {
+        await withServices(cmd, async (svc) => {
+          const t = await svc.tenants.require(opts.tenant);
+          await confirm(`Activating directory sync for '${t.name}' lets on-premises objects take over cloud objects with the same UPN or e-mail address.`, opts.yes);
+          const r = await svc.organization.setDirSync(cliActor(t.id), true);
+          const st = await svc.organization.status(t.id);
+          output(cmd, { ...st, changed: r.changed }, r.changed ? `Directory sync activated for ${t.name}; synchronization has never run.` : `Directory sync was already activated for ${t.name}.`);
+        });
+      }),
+    );
+
+  dirsync
+    .command('disable')
+    .requiredOption(...tenantOpt)
+    .option('--yes', 'confirm without asking')
+    .option('--json', 'print JSON')
+    .description('deactivate directory sync: synced objects become cloud-managed')
+    .action(
+      action(async (opts: { tenant: string; yes?: boolean }, cmd: Command) => {
+        await withServices(cmd, async (svc) => {
+          const t = await svc.tenants.require(opts.tenant);
+          await confirm(`Deactivating directory sync for '${t.name}' turns every synced object into a cloud-managed one and blocks re-activation for ${svc.config.syncReactivationBlockHours} hours.`, opts.yes);
+          const r = await svc.organization.setDirSync(cliActor(t.id), false);
+          const st = await svc.organization.status(t.id);
+          output(cmd, { ...st, changed: r.changed, convertedObjects: r.converted }, r.changed ? `Directory sync deactivated for ${t.name}; ${r.converted} synced objects are now cloud-managed. It can be activated again after ${st.reactivationBlockedUntil}.` : `Directory sync was not active for ${t.name}.`);
+        });
+      }),
+    );
+
+  dirsync
+    .command('status')
+    .requiredOption(...tenantOpt)
+    .option('--json', 'print JSON')
+    .description('show whether directory sync is activated and when it last ran')
+    .action(
+      action(async (opts: { tenant: string }, cmd: Command) => {
+        await withServices(cmd, async (svc) => {
+          const t = await svc.tenants.require(opts.tenant);
+          const st = await svc.organization.status(t.id);
+          output(cmd, st, [`Directory sync for ${t.name}: ${st.status}`, ...(st.reactivationBlockedUntil ? [`Can be activated again after ${st.reactivationBlockedUntil}.`] : [])]);
+        });
+      }),
+    );
+}
