@@ -154,8 +154,8 @@ export function createGroupService(deps: Deps) {
       const groups = groupIds.length ? await db.selectFrom('groups').selectAll().where('tenant_id', '=', actor.tenantId).where('id', 'in', groupIds).where('deleted_at', 'is', null).execute() : [];
       const byId = new Map<string, Record<string, unknown>>();
       const uSel = USER_PROPS.filter((p) => p.default);
-      for (const u of users) byId.set(u.id, { '@odata.type': '#microsoft.graph.user', ...toGraph(u as unknown as Record<string, unknown>, uSel) });
-      for (const gr of groups) byId.set(gr.id, { '@odata.type': '#microsoft.graph.group', ...toGraph(gr as unknown as Record<string, unknown>, GROUP_PROPS.filter((p) => p.default)) });
+      for (const u of users) byId.set(u.id, { '@odata.type': '#microsoft.graph.user', ...toGraph(u, uSel) });
+      for (const gr of groups) byId.set(gr.id, { '@odata.type': '#microsoft.graph.group', ...toGraph(gr, GROUP_PROPS.filter((p) => p.default)) });
       const items = page.map((m) => byId.get(m.member_id)).filter((x): x is Record<string, unknown> => x !== undefined);
       return { items, nextSkiptoken: ms.length > top ? Buffer.from(page[page.length - 1]!.member_id).toString('base64url') : undefined };
     },

@@ -11,7 +11,7 @@ import type { Database } from '../store/schema.ts';
 type Db = Kysely<Database>;
 type Cond = RawBuilder<SqlBool>;
 
-export const tableOf = (type: ObjectType) => (type === 'user' ? 'users' : 'groups') as 'users' | 'groups';
+export const tableOf = (type: ObjectType) => (type === 'user' ? 'users' : 'groups');
 
 export interface ListParams {
   filter?: string | undefined;

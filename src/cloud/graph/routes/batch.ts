@@ -76,7 +76,7 @@ export function batchRoutes(app: FastifyInstance) {
         if (req.headers.authorization) headers.authorization = req.headers.authorization;
         if (it.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
         const inject: InjectOptions = {
-          method: it.method as InjectOptions['method'],
+          method: it.method,
           url: `/v1.0${it.url.startsWith('/') ? '' : '/'}${it.url}`,
           headers,
           ...(it.body !== undefined ? { payload: typeof it.body === 'string' ? it.body : JSON.stringify(it.body) } : {}),
@@ -91,7 +91,7 @@ export function batchRoutes(app: FastifyInstance) {
       return p;
     };
 
-    for (const it of items) run(it);
+    for (const it of items) void run(it);
     const responses = await Promise.all(items.map((it) => done.get(it.id)!));
     return reply.send({ responses });
   });
