@@ -37,7 +37,7 @@ export function output(cmd: Command, json: unknown, human: string | string[]): v
   else process.stdout.write(`${Array.isArray(human) ? human.join('\n') : human}\n`);
 }
 
-const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const cell = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
 
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cells = rows.map((r) => columns.map((c) => cell(r[c])));
