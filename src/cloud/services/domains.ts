@@ -112,7 +112,9 @@ export function createDomainService(deps: Deps, lookupTxt: TxtLookup) {
         try {
           found = await lookupTxt(d.name);
         } catch (err) {
-          lookupError = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+          const code = (err as NodeJS.ErrnoException).code;
+          // NXDOMAIN / NODATA are answers, not failures: the record is simply not there yet.
+          if (code !== 'ENOTFOUND' && code !== 'ENODATA') lookupError = code ?? (err as Error).message;
         }
         if (!found.includes(expected)) {
           const seen = lookupError ? `the lookup failed with ${lookupError}` : found.length ? `found only: ${found.map((f) => `'${f}'`).join(', ')}` : 'no TXT records were found';

@@ -5,7 +5,7 @@ import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import { badRequest, NimbusError, unsupported } from '../../shared/errors.ts';
 import { asciiLower } from '../../shared/upn.ts';
 import { ELEMENT, parseFilter, type FilterNode, type Literal } from '../graph/odata/filter.ts';
-import { findProp, parseSelect, toGraph, type ObjectType, type PropDef } from '../model/properties.ts';
+import { columnsFor, findProp, parseSelect, toGraph, type ObjectType, type PropDef } from '../model/properties.ts';
 import type { Database } from '../store/schema.ts';
 
 type Db = Kysely<Database>;
@@ -209,7 +209,8 @@ export async function listObjects(db: Db, tenantId: string, type: ObjectType, q:
     return b;
   };
 
-  let qb = base().selectAll();
+  const cols = columnsFor(select, order ? [order.prop.column!] : []);
+  let qb = base().select(cols.map((c) => sql.ref(c).as(c)));
   if (q.skiptoken !== undefined) {
     const t = unb64<SkipToken>(q.skiptoken, '$skiptoken');
     if (typeof t?.id !== 'string') throw badRequest('Invalid $skiptoken: the token is malformed. Start again from the first page.', '$skiptoken');
@@ -305,7 +306,8 @@ export async function deltaPage(db: Db, tenantId: string, type: ObjectType, p: D
   const table = tableOf(type);
 
   const after = sql<SqlBool>`(seq > ${st.s} or (seq = ${st.s} and id > ${st.i}))`;
-  let q = db.selectFrom(table).selectAll().where('tenant_id', '=', tenantId).where(after);
+  const cols = columnsFor(select, ['seq', 'deleted_at']);
+  let q = db.selectFrom(table).select(cols.map((c) => sql.ref(c).as(c))).where('tenant_id', '=', tenantId).where(after);
   if (st.init) q = q.where('deleted_at', 'is', null);
   const rows = (await q.orderBy('seq').orderBy('id').limit(p.pageSize + 1).execute()) as Record<string, unknown>[];
   const removed = st.init

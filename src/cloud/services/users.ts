@@ -64,7 +64,7 @@ export function createUserService(deps: Deps) {
     const upn = get<string>(v, 'userPrincipalName');
     if (upn !== undefined) await checkUpnDomain(tenantId, upn);
     const nick = get<string | null>(v, 'mailNickname');
-    if (typeof nick === 'string') checkMailNickname(nick);
+    if (nick !== undefined) checkMailNickname(nick);
     const mail = get<string | null>(v, 'mail');
     if (typeof mail === 'string') checkMail(mail);
     const proxies = get<string[] | null>(v, 'proxyAddresses');
@@ -110,7 +110,8 @@ export function createUserService(deps: Deps) {
     async create(actor: Actor, body: unknown): Promise<Record<string, unknown>> {
       requireWrite(actor);
       const v = validateBody('user', actor, body, { special, synced: false });
-      requireProps('user', v, ['accountEnabled', 'displayName', 'mailNickname', 'userPrincipalName']);
+      // Users created by directory sync carry no cloud password (it stays on-premises).
+      requireProps('user', v, ['accountEnabled', 'displayName', 'mailNickname', 'userPrincipalName', ...(isSync(actor) ? [] : ['passwordProfile'])]);
       await checkValues(actor.tenantId, v);
       const pw = await passwordFrom(v, !isSync(actor));
       const now = clock.now().toISOString();

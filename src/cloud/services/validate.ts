@@ -44,7 +44,8 @@ export function validateBody(
 }
 
 export function requireProps(type: ObjectType, v: ValidBody, names: readonly string[]): void {
-  const have = new Set([...v.values.keys()].map((p) => p.name));
+  // A required property sent as null is as missing as one not sent at all.
+  const have = new Set([...v.values].filter(([, val]) => val !== null).map(([p]) => p.name));
   const missing = names.filter((n) => !have.has(n) && !(n in v.special));
   if (missing.length > 0)
     throw badRequest(`Missing required propert${missing.length > 1 ? 'ies' : 'y'} for a new ${type}: ${missing.join(', ')}.`, missing[0]);
@@ -56,7 +57,8 @@ export function get<T>(v: ValidBody, name: string): T | undefined {
 }
 
 /** Entra: mailNickname may not contain spaces or @ ( ) \ [ ] " ; : < > , and is 1-64 characters. */
-export function checkMailNickname(n: string): void {
+export function checkMailNickname(n: string | null): void {
+  if (n === null) throw badRequest("Invalid value for property 'mailNickname': it is required and cannot be null.", 'mailNickname');
   if (n.length === 0 || n.length > 64 || /[\s@()\\[\]";:<>,]/.test(n) || /[^\x20-\x7e]/.test(n))
     throw badRequest(`Invalid value for property 'mailNickname': '${n}' must be 1-64 ASCII characters without spaces or @ ( ) \\ [ ] " ; : < > ,.`, 'mailNickname');
 }
