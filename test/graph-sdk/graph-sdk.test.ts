@@ -165,8 +165,11 @@ describe('tokens through @azure/identity ClientSecretCredential', () => {
     await expect(credential(t.tenant.id, { ...c, clientSecret: `${c.clientSecret}x` }).getToken(SCOPE)).rejects.toThrow(/AADSTS7000215/);
   });
 
-  it('verifies TLS: a credential that does not trust the test certificate gets no token', async () => {
-    await expect(credential(t.tenant.id, await t.credentials(), false).getToken(SCOPE)).rejects.toThrow(/certificate/i);
+  it('verifies TLS: the same credential without trust in the test certificate gets no token', async () => {
+    const c = await t.credentials();
+    // MSAL reports the failed TLS handshake of its metadata request as unresolvable endpoints.
+    await expect(credential(t.tenant.id, c, false).getToken(SCOPE)).rejects.toThrow(/endpoints_resolution_error/);
+    await expect(credential(t.tenant.id, c, true).getToken(SCOPE)).resolves.toMatchObject({ tokenType: 'Bearer' });
   });
 });
 
@@ -451,7 +454,8 @@ describe('errors surface as GraphError', () => {
     const dup = await graphError(client.api('/users').post(newUser(t.tenant, 'dup')));
     expect(dup.statusCode).toBe(400);
     expect(dup.message).toMatch(/userPrincipalName/);
-    expect(JSON.parse(dup.body as string).error.details[0].code).toBe('ObjectConflict');
+    // GraphError.body is the JSON of the response's "error" object.
+    expect(JSON.parse(dup.body as string).details[0].code).toBe('ObjectConflict');
   });
 
   it('400 for a broken $filter and an unknown query option', async () => {
@@ -528,23 +532,23 @@ describe('tenant isolation', () => {
 
   it("answers 404 for B's objects addressed by id or UPN, and changes nothing", async () => {
     for (const p of [
-      clientA.api(`/users/${userB.id}`).get(),
-      clientA.api(`/users/${userB.userPrincipalName}`).get(),
-      clientA.api(`/users/${userB.id}`).patch({ jobTitle: 'Hijacked' }),
-      clientA.api(`/users/${userB.id}`).delete(),
-      clientA.api(`/users/${userB.id}/manager`).get(),
-      clientA.api(`/groups/${groupB.id}`).get(),
-      clientA.api(`/groups/${groupB.id}`).patch({ displayName: 'Hijacked' }),
-      clientA.api(`/groups/${groupB.id}`).delete(),
-      clientA.api(`/groups/${groupB.id}/members`).get(),
-      clientA.api(`/groups/${groupB.id}/members/$ref`).post({ '@odata.id': `${cloud.url}/v1.0/directoryObjects/${userA.id}` }),
-      clientA.api(`/directoryObjects/${userB.id}`).get(),
-      clientA.api(`/domains/iso-b.example`).get(),
-      clientA.api(`/domains/iso-b.example`).delete(),
-      clientA.api(`/domains/${b.tenant.initial_domain}/verificationDnsRecords`).get(),
+      () => clientA.api(`/users/${userB.id}`).get(),
+      () => clientA.api(`/users/${userB.userPrincipalName}`).get(),
+      () => clientA.api(`/users/${userB.id}`).patch({ jobTitle: 'Hijacked' }),
+      () => clientA.api(`/users/${userB.id}`).delete(),
+      () => clientA.api(`/users/${userB.id}/manager`).get(),
+      () => clientA.api(`/groups/${groupB.id}`).get(),
+      () => clientA.api(`/groups/${groupB.id}`).patch({ displayName: 'Hijacked' }),
+      () => clientA.api(`/groups/${groupB.id}`).delete(),
+      () => clientA.api(`/groups/${groupB.id}/members`).get(),
+      () => clientA.api(`/groups/${groupB.id}/members/$ref`).post({ '@odata.id': `${cloud.url}/v1.0/directoryObjects/${userA.id}` }),
+      () => clientA.api(`/directoryObjects/${userB.id}`).get(),
+      () => clientA.api(`/domains/iso-b.example`).get(),
+      () => clientA.api(`/domains/iso-b.example`).delete(),
+      () => clientA.api(`/domains/${b.tenant.initial_domain}/verificationDnsRecords`).get(),
     ]) {
-      const e = await graphError(p);
-      expect(e.statusCode).toBe(404);
+      const e = await graphError(p());
+      expect(e.statusCode, e.message).toBe(404);
     }
     await bUntouched();
   });
@@ -567,11 +571,11 @@ describe('tenant isolation', () => {
     const doomed = await clientB.api('/users').post(newUser(b.tenant, 'doomed'));
     await clientB.api(`/users/${doomed.id}`).delete();
     for (const p of [
-      clientA.api(`/directory/deletedItems/${doomed.id}`).get(),
-      clientA.api(`/directory/deletedItems/${doomed.id}/restore`).post({}),
-      clientA.api(`/directory/deletedItems/${doomed.id}`).delete(),
+      () => clientA.api(`/directory/deletedItems/${doomed.id}`).get(),
+      () => clientA.api(`/directory/deletedItems/${doomed.id}/restore`).post({}),
+      () => clientA.api(`/directory/deletedItems/${doomed.id}`).delete(),
     ])
-      expect((await graphError(p)).statusCode).toBe(404);
+      expect((await graphError(p())).statusCode).toBe(404);
     expect((await clientA.api('/directory/deletedItems/microsoft.graph.user').get()).value).toEqual([]);
     expect((await clientB.api(`/directory/deletedItems/${doomed.id}`).get()).id).toBe(doomed.id);
   });

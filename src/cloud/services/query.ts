@@ -4,7 +4,7 @@
 import { sql, type Kysely, type RawBuilder, type SqlBool } from 'kysely';
 import { badRequest, NimbusError, unsupported } from '../../shared/errors.ts';
 import { asciiLower } from '../../shared/upn.ts';
-import { ELEMENT, parseFilter, type FilterNode, type Literal } from '../graph/odata/filter.ts';
+import { ELEMENT, parseFilter, type FilterNode, type Literal } from '../odata/filter.ts';
 import { columnsFor, findProp, parseSelect, toGraph, type ObjectType, type PropDef } from '../model/properties.ts';
 import type { Database } from '../store/schema.ts';
 

@@ -70,7 +70,7 @@ export function batchRoutes(app: FastifyInstance) {
       const p = Promise.all(deps).then(async (results): Promise<BatchResult> => {
         const failed = results.find((r) => r.status >= 400);
         if (failed) {
-          return { id: it.id, status: 424, headers: { 'content-type': 'application/json' }, body: { error: { code: 'FailedDependency', message: `Request '${it.id}' was not run because request '${failed.id}', which it depends on, failed with status ${failed.status}.` } } };
+          return { id: it.id, status: 424, headers: { 'Content-Type': 'application/json' }, body: { error: { code: 'FailedDependency', message: `Request '${it.id}' was not run because request '${failed.id}', which it depends on, failed with status ${failed.status}.` } } };
         }
         const headers: Record<string, string> = { ...(it.headers ?? {}) };
         if (req.headers.authorization) headers.authorization = req.headers.authorization;
@@ -83,7 +83,9 @@ export function batchRoutes(app: FastifyInstance) {
         };
         const res = await app.inject(inject);
         const ct = String(res.headers['content-type'] ?? '');
-        const out: BatchResult = { id: it.id, status: res.statusCode, headers: ct ? { 'content-type': ct } : {} };
+        // Graph spells inner response headers 'Content-Type'; the Graph JS SDK's BatchResponseContent
+        // looks that key up case-sensitively to decide whether the body is JSON.
+        const out: BatchResult = { id: it.id, status: res.statusCode, headers: ct ? { 'Content-Type': ct } : {} };
         if (res.body) out.body = ct.includes('json') ? (JSON.parse(res.body) as unknown) : res.body;
         return out;
       });

@@ -1,7 +1,7 @@
 // Graph routes for tenant-level resources: domains, organization (directory sync switch),
 // the recycle bin (directory/deletedItems), directory roles, directoryObjects, audit logs.
 import type { FastifyInstance } from 'fastify';
-import { badRequest } from '../../../shared/errors.ts';
+import { badRequest, notFound } from '../../../shared/errors.ts';
 import type { ObjectType } from '../../model/properties.ts';
 import { domainToGraph, verificationRecords } from '../../services/domains.ts';
 import type { Services } from '../../services/index.ts';
@@ -105,7 +105,7 @@ export function directoryRoutes(app: FastifyInstance, svc: Services) {
   app.get<P>('/v1.0/directoryObjects/:id', async (req, reply) => {
     queryOptions(req, []);
     const o = await findObject(svc.db, actorOf(req).tenantId, req.params.id.toLowerCase());
-    if (!o) throw badRequest(`Resource '${req.params.id}' does not exist or one of its queried reference-property objects are not present.`);
+    if (!o) throw notFound(`Resource '${req.params.id}' does not exist or one of its queried reference-property objects are not present.`);
     return sendEntity(reply, base(req), 'directoryObjects/$entity', { '@odata.type': `#microsoft.graph.${o.type}`, ...toGraph(o.row, parseSelect(o.type, undefined)) });
   });
 

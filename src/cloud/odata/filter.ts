@@ -10,7 +10,7 @@
 // - keywords and function names only in lower case, as the ABNF spells them; other casings
 //   are rejected with a hint rather than guessed at.
 // Error positions are 0-based offsets into the (already URL-decoded) $filter text.
-import { NimbusError } from '../../../shared/errors.ts';
+import { NimbusError } from '../../shared/errors.ts';
 
 export type Literal =
   | { kind: 'string'; value: string }

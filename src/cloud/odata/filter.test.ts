@@ -1,7 +1,7 @@
 // Tests for the OData $filter parser/formatter: one table per construct and error, plus fast-check fuzzing.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NimbusError } from '../../../shared/errors.ts';
+import { NimbusError } from '../../shared/errors.ts';
 import {
   ELEMENT,
   FilterSyntaxError,
