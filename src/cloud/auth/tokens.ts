@@ -28,6 +28,8 @@ export interface TokenClaims {
 interface Key {
   kid: string;
   privateKey: CryptoKey | Uint8Array;
+  /** Imported once: verifying against a raw JWK would re-import it on every request. */
+  publicKey: CryptoKey | Uint8Array;
   publicJwk: JWK;
 }
 
@@ -35,20 +37,26 @@ export function createTokenService(deps: Deps) {
   const { db, clock, config } = deps;
   let keyPromise: Promise<Key> | undefined;
 
+  async function loadKey(): Promise<Key | undefined> {
+    // Oldest first: if two processes sharing the store create a key at once, both settle
+    // on the same one.
+    const row = await db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').executeTakeFirst();
+    if (!row) return undefined;
+    const publicJwk = JSON.parse(row.public_jwk) as JWK;
+    return { kid: row.kid, privateKey: await importJWK(JSON.parse(row.private_jwk) as JWK, 'RS256'), publicKey: await importJWK(publicJwk, 'RS256'), publicJwk };
+  }
+
   async function loadOrCreateKey(): Promise<Key> {
-    const row = await db.selectFrom('signing_keys').selectAll().orderBy('created_at', 'desc').executeTakeFirst();
-    if (row) {
-      return { kid: row.kid, privateKey: await importJWK(JSON.parse(row.private_jwk) as JWK, 'RS256'), publicJwk: JSON.parse(row.public_jwk) as JWK };
-    }
+    const existing = await loadKey();
+    if (existing) return existing;
     const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048, extractable: true });
     const kid = randomUUID();
     const publicJwk = { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'RS256' };
     await db
       .insertInto('signing_keys')
       .values({ kid, private_jwk: JSON.stringify(await exportJWK(privateKey)), public_jwk: JSON.stringify(publicJwk), created_at: clock.now().toISOString() })
-      .onConflict((oc) => oc.column('kid').doNothing())
       .execute();
-    return { kid, privateKey, publicJwk };
+    return (await loadKey())!;
   }
   const key = () => (keyPromise ??= loadOrCreateKey());
 
@@ -88,7 +96,7 @@ export function createTokenService(deps: Deps) {
     async verify(token: string): Promise<TokenClaims> {
       const k = await key();
       try {
-        const { payload } = await jwtVerify(token, k.publicJwk, {
+        const { payload } = await jwtVerify(token, k.publicKey, {
           algorithms: ['RS256'],
           audience: [GRAPH_AUDIENCE, `${GRAPH_AUDIENCE}/`, GRAPH_APP_ID],
           currentDate: clock.now(),
