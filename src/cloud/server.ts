@@ -8,6 +8,7 @@ import { batchRoutes } from './graph/routes/batch.ts';
 import { directoryRoutes } from './graph/routes/directory.ts';
 import { groupRoutes } from './graph/routes/groups.ts';
 import { userRoutes } from './graph/routes/users.ts';
+import { syncRoutes } from './sync/sync-routes.ts';
 import type { Services } from './services/index.ts';
 import type { AppRole } from './services/context.ts';
 
@@ -55,7 +56,11 @@ export async function buildServer(svc: Services, opts: ServerOptions = {}): Prom
   // Authentication for the Graph API: a bearer token issued by this directory. The token's
   // tenant is the only tenant the request can see.
   app.addHook('preHandler', async (req) => {
-    if (!req.url.toLowerCase().startsWith('/v1.0/')) return;
+    // The matched route counts too: the router decodes percent-escapes, so /v1%2E0/users
+    // reaches the /v1.0/users handler although the raw URL does not start with /v1.0/.
+    const route = req.routeOptions.url ?? '';
+    const needsToken = (p: string) => p.startsWith('/v1.0/') || p.startsWith('/sync/');
+    if (!needsToken(req.url.toLowerCase()) && !needsToken(route.toLowerCase())) return;
     const h = req.headers.authorization;
     if (!h) throw unauthenticated('Access token is empty. Send Authorization: Bearer <token> from /{tenant}/oauth2/v2.0/token.');
     const m = /^Bearer\s+(\S+)$/i.exec(h);
@@ -76,6 +81,7 @@ export async function buildServer(svc: Services, opts: ServerOptions = {}): Prom
   groupRoutes(app, svc);
   directoryRoutes(app, svc);
   batchRoutes(app);
+  syncRoutes(app, svc);
   await app.ready();
   return app;
 }

@@ -13,6 +13,7 @@ import { createGroupService } from './groups.ts';
 import { createOrganizationService } from './organization.ts';
 import { createTenantService } from './tenants.ts';
 import { createUserService } from './users.ts';
+import { createSyncService } from '../sync/sync-service.ts';
 
 export interface ServicesOptions {
   db: Store;
@@ -38,6 +39,7 @@ export function createServices(opts: ServicesOptions) {
     apps: createAppService(deps),
     tokens: createTokenService(deps),
     audit: createAuditService(deps),
+    sync: createSyncService(deps),
     close: () => opts.db.destroy(),
   };
 }

@@ -51,6 +51,10 @@ interface DirectoryObjectColumns {
   on_prem_provisioning_errors: string;
   /** JSON object of properties that are neither filterable nor sortable. */
   extra: string;
+  /** Last attributes the sync agent sent (JSON); lets conflicts heal without a new export. */
+  sync_desired?: string | null;
+  /** How sync matched the object: hard, soft-upn, soft-smtp, soft-proxy or new. */
+  sync_match?: string | null;
 }
 
 export interface UserTable extends DirectoryObjectColumns {

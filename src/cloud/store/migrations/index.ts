@@ -1,9 +1,13 @@
 // Numbered migrations, in order. Add a file `NNNN-name.ts` and list it here.
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-initial.ts';
+import * as m0002 from './0002-sync-state.ts';
+import * as m0003 from './0003-order-indexes.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
+  '0002-sync-state': m0002,
+  '0003-order-indexes': m0003,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,44 @@
+// HTTP surface of the cloud side of sync: the export endpoint the agent calls with a sync
+// token, and Graph's onPremisesSynchronization features (the per-tenant match switches).
+import type { FastifyInstance } from 'fastify';
+import { badRequest } from '../../shared/errors.ts';
+import { actorOf, baseUrl, sendCollection, sendEntity } from '../graph/http.ts';
+import type { Services } from '../services/index.ts';
+
+export function syncRoutes(app: FastifyInstance, svc: Services) {
+  const base = (req: Parameters<typeof baseUrl>[0]) => baseUrl(req, svc.config.publicUrl);
+
+  /** POST /sync/v1/objects {"objects": [...]} -> {"results": [...], "counts": {...}} */
+  app.post('/sync/v1/objects', async (req, reply) => {
+    const actor = actorOf(req);
+    const items = svc.sync.parseBatch(req.body);
+    const results = await svc.sync.apply(actor, items);
+    const counts: Record<string, number> = {};
+    for (const r of results) counts[r.status] = (counts[r.status] ?? 0) + 1;
+    return reply.send({ results, counts });
+  });
+
+  const syncObject = async (tenantId: string) => ({
+    id: tenantId,
+    features: await svc.sync.features(tenantId),
+    configuration: { accidentalDeletionPrevention: { synchronizationPreventionType: 'enabledForCount', alertThreshold: 500 } },
+  });
+
+  app.get('/v1.0/directory/onPremisesSynchronization', async (req, reply) =>
+    sendCollection(req, reply, base(req), 'directory/onPremisesSynchronization', { items: [await syncObject(actorOf(req).tenantId)] }),
+  );
+  app.get<{ Params: { id: string } }>('/v1.0/directory/onPremisesSynchronization/:id', async (req, reply) => {
+    const actor = actorOf(req);
+    if (req.params.id.toLowerCase() !== actor.tenantId) throw badRequest(`onPremisesSynchronization '${req.params.id}' is not this tenant's; use ${actor.tenantId}.`);
+    return sendEntity(reply, base(req), 'directory/onPremisesSynchronization/$entity', await syncObject(actor.tenantId));
+  });
+  app.patch<{ Params: { id: string } }>('/v1.0/directory/onPremisesSynchronization/:id', async (req, reply) => {
+    const actor = actorOf(req);
+    if (req.params.id.toLowerCase() !== actor.tenantId) throw badRequest(`onPremisesSynchronization '${req.params.id}' is not this tenant's; use ${actor.tenantId}.`);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    for (const k of Object.keys(body)) if (k !== 'features') throw badRequest(`Property '${k}' cannot be changed here; send {"features": {...}}.`, k);
+    if (typeof body.features !== 'object' || body.features === null) throw badRequest("Send {\"features\": {\"blockSoftMatchEnabled\": true, ...}}.", 'features');
+    await svc.sync.setFeatures(actor, body.features);
+    return reply.code(204).send();
+  });
+}

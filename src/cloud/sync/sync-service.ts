@@ -1,0 +1,547 @@
+// The cloud side of directory sync (what Entra does for Connect): takes batches of objects
+// keyed by source anchor and applies hard match, soft match, UPN fallback and duplicate-
+// attribute resiliency, recording provisioning errors that heal by themselves.
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import { z } from 'zod';
+import { badRequest, forbidden, NimbusError } from '../../shared/errors.ts';
+import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
+import type { Database, GroupTable, UserTable } from '../store/schema.ts';
+import { recordAudit } from '../services/audit.ts';
+import { isSync, type Actor, type Deps } from '../services/context.ts';
+import { addressClaims, claimAddresses, findConflicts, nextSeq, releaseAddresses } from '../services/objects.ts';
+import { defaultSyncFeatures } from '../services/tenants.ts';
+import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
+
+type Db = Kysely<Database>;
+
+// ---- input ------------------------------------------------------------------------------
+
+/** Source anchor: base64 of ms-DS-ConsistencyGuid or objectGUID; < 60 chars, case-sensitive. */
+const anchor = z.string().min(1).max(60).regex(/^[A-Za-z0-9+/=_-]+$/, 'must be base64');
+const str = (max: number) => z.string().max(max).nullish();
+
+export const syncUserAttributes = z
+  .object({
+    userPrincipalName: str(256),
+    displayName: str(256),
+    givenName: str(64),
+    surname: str(64),
+    mail: str(256),
+    mailNickname: str(64),
+    proxyAddresses: z.array(z.string().max(256)).max(1000).optional(),
+    accountEnabled: z.boolean().optional(),
+    jobTitle: str(128),
+    department: str(64),
+    companyName: str(64),
+    employeeId: str(16),
+    officeLocation: str(128),
+    mobilePhone: str(64),
+    businessPhones: z.array(z.string().max(64)).max(10).optional(),
+    city: str(128),
+    state: str(128),
+    country: str(128),
+    streetAddress: str(1024),
+    postalCode: str(40),
+    usageLocation: str(2),
+    onPremisesDistinguishedName: str(1024),
+    onPremisesSamAccountName: str(64),
+    onPremisesSecurityIdentifier: str(256),
+    onPremisesDomainName: str(256),
+    /** Source anchor of the manager. */
+    manager: anchor.nullish(),
+  })
+  .strict();
+
+export const syncGroupAttributes = z
+  .object({
+    displayName: str(256),
+    description: str(1024),
+    mail: str(256),
+    mailNickname: str(64),
+    proxyAddresses: z.array(z.string().max(256)).max(1000).optional(),
+    mailEnabled: z.boolean().optional(),
+    securityEnabled: z.boolean().optional(),
+    onPremisesSamAccountName: str(64),
+    onPremisesSecurityIdentifier: str(256),
+    onPremisesDomainName: str(256),
+    onPremisesNetBiosName: str(64),
+    /** Source anchors of all direct members (users and groups). */
+    members: z.array(anchor).max(1_000_000).optional(),
+  })
+  .strict();
+
+const syncHead = z
+  .object({ op: z.enum(['upsert', 'delete']), type: z.enum(['user', 'group']), sourceAnchor: anchor, attributes: z.unknown().optional() })
+  .strict();
+
+export type SyncItem =
+  | { op: 'upsert'; type: 'user'; sourceAnchor: string; attributes: SyncUserAttributes }
+  | { op: 'upsert'; type: 'group'; sourceAnchor: string; attributes: SyncGroupAttributes }
+  | { op: 'delete'; type: 'user' | 'group'; sourceAnchor: string };
+
+/** Parses one batch item; the error names the field that is wrong. */
+function parseItem(o: unknown): { ok: true; item: SyncItem } | { ok: false; path: string; message: string } {
+  const h = syncHead.safeParse(o);
+  if (!h.success) return { ok: false, path: h.error.issues[0]!.path.join('.'), message: h.error.issues[0]!.message };
+  const { op, type, sourceAnchor } = h.data;
+  if (op === 'delete') return { ok: true, item: { op, type, sourceAnchor } };
+  const schema = type === 'user' ? syncUserAttributes : syncGroupAttributes;
+  const a = schema.safeParse(h.data.attributes ?? {});
+  if (!a.success) {
+    const issue = a.error.issues[0]!;
+    const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+    return { ok: false, path: ['attributes', ...issue.path].join('.'), message: `${issue.message}${keys}` };
+  }
+  return { ok: true, item: type === 'user' ? { op, type, sourceAnchor, attributes: a.data } : { op, type, sourceAnchor, attributes: a.data } };
+}
+export type SyncUserAttributes = z.infer<typeof syncUserAttributes>;
+export type SyncGroupAttributes = z.infer<typeof syncGroupAttributes>;
+
+export const MAX_SYNC_BATCH = 500;
+
+// ---- output -----------------------------------------------------------------------------
+
+export interface ProvisioningError {
+  category: 'PropertyConflict' | 'InvalidSoftMatch' | 'InvalidHardMatch' | 'ObjectTypeMismatch' | 'DataValidationFailed';
+  propertyCausingError: string;
+  value: string;
+  occurredDateTime: string;
+  /** The other object in a conflict (id and display name). */
+  conflictingObjectId?: string;
+  conflictingObjectDisplayName?: string | null;
+}
+
+export type MatchKind = 'hard' | 'soft-upn' | 'soft-smtp' | 'soft-proxy' | 'new';
+
+export interface SyncResult {
+  sourceAnchor: string;
+  type: 'user' | 'group';
+  status: 'created' | 'updated' | 'restored' | 'unchanged' | 'deleted' | 'not-found' | 'error';
+  id?: string;
+  match?: MatchKind;
+  /** Why soft match did not happen although a candidate existed. */
+  softMatchRefused?: string;
+  userPrincipalName?: string;
+  provisioningErrors?: ProvisioningError[];
+  /** Anchors (manager, members) not known in the cloud yet; export them, then this again. */
+  unresolvedReferences?: string[];
+  message?: string;
+}
+
+type Features = typeof defaultSyncFeatures;
+
+// ---- the service ------------------------------------------------------------------------
+
+export function createSyncService(deps: Deps) {
+  const { db, clock } = deps;
+
+  async function context(tenantId: string) {
+    const t = await db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirstOrThrow();
+    const verified = new Set((await db.selectFrom('domains').select('name').where('tenant_id', '=', tenantId).where('is_verified', '=', 1).execute()).map((d) => d.name));
+    const features = { ...defaultSyncFeatures, ...(JSON.parse(t.sync_features) as Partial<Features>) };
+    return { t, verified, features };
+  }
+  type Ctx = Awaited<ReturnType<typeof context>>;
+
+  const keepTime = (prev: ProvisioningError[], e: Omit<ProvisioningError, 'occurredDateTime'>, now: string): ProvisioningError => ({
+    ...e,
+    occurredDateTime: prev.find((p) => p.propertyCausingError === e.propertyCausingError && p.value === e.value)?.occurredDateTime ?? now,
+  });
+
+  /** Resolves address conflicts by leaving values off (and a placeholder UPN), with errors. */
+  async function resolveConflicts(
+    trx: Db,
+    ctx: Ctx,
+    selfId: string,
+    want: { upn?: string; mail: string | null; proxies: string[] },
+    prevErrors: ProvisioningError[],
+    prevUpn: string | null,
+    now: string,
+  ) {
+    const errors: ProvisioningError[] = [];
+    const claims = addressClaims({ upn: want.upn ?? null, mail: want.mail, proxyAddresses: want.proxies });
+    const conflicts = await findConflicts(trx, ctx.t.id, selfId, claims);
+    const conflictFor = (address: string) => conflicts.find((c) => c.claim.address === asciiLower(address));
+    let upn = want.upn;
+    if (upn !== undefined) {
+      const c = conflictFor(upn);
+      if (c) {
+        errors.push(keepTime(prevErrors, { category: 'PropertyConflict', propertyCausingError: 'UserPrincipalName', value: upn, conflictingObjectId: c.otherId, conflictingObjectDisplayName: c.otherName }, now));
+        // Keep an earlier placeholder while the conflict lasts, so the UPN does not churn.
+        const prefix = upn.split('@')[0]!.slice(0, 59);
+        const keep = prevUpn && new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\d{4}@${ctx.t.initial_domain.replace(/\./g, '\\.')}$`, 'i').test(prevUpn);
+        upn = keep ? prevUpn : undefined;
+        for (let i = 0; upn === undefined && i < 20; i++) {
+          const candidate = placeholderUpn(want.upn!, ctx.t.initial_domain);
+          if ((await findConflicts(trx, ctx.t.id, selfId, [{ address: asciiLower(candidate), property: 'userPrincipalName' }])).length === 0) upn = candidate;
+        }
+        if (upn === undefined) throw new NimbusError('conflict', 'PlaceholderExhausted', `No free placeholder UPN for ${want.upn}.`);
+      }
+    }
+    let mail = want.mail;
+    if (mail) {
+      const c = conflictFor(mail);
+      // The object's own UPN may equal its mail; only another object's claim is a conflict.
+      if (c) {
+        errors.push(keepTime(prevErrors, { category: 'PropertyConflict', propertyCausingError: 'Mail', value: mail, conflictingObjectId: c.otherId, conflictingObjectDisplayName: c.otherName }, now));
+        mail = null;
+      }
+    }
+    const proxies: string[] = [];
+    for (const p of want.proxies) {
+      const a = smtpAddress(p);
+      const c = a ? conflictFor(a) : undefined;
+      if (c) errors.push(keepTime(prevErrors, { category: 'PropertyConflict', propertyCausingError: 'ProxyAddresses', value: p, conflictingObjectId: c.otherId, conflictingObjectDisplayName: c.otherName }, now));
+      else proxies.push(p);
+    }
+    return { upn, mail, proxies, errors };
+  }
+
+  /** Users and groups by source anchor (not purged), for references. */
+  async function idsByAnchor(trx: Db, tenantId: string, anchors: readonly string[]): Promise<Map<string, { id: string; type: 'user' | 'group' }>> {
+    const out = new Map<string, { id: string; type: 'user' | 'group' }>();
+    for (let i = 0; i < anchors.length; i += 500) {
+      const chunk = anchors.slice(i, i + 500);
+      for (const type of ['user', 'group'] as const) {
+        const rows = await trx
+          .selectFrom(type === 'user' ? 'users' : 'groups')
+          .select(['id', 'immutable_id'])
+          .where('tenant_id', '=', tenantId)
+          .where('immutable_id', 'in', chunk)
+          .where('deleted_at', 'is', null)
+          .execute();
+        for (const r of rows) out.set(r.immutable_id!, { id: r.id, type });
+      }
+    }
+    return out;
+  }
+
+  async function upsertUser(trx: Db, ctx: Ctx, anchorValue: string, a: SyncUserAttributes, now: string): Promise<SyncResult> {
+    const T = ctx.t.id;
+    const base: SyncResult = { sourceAnchor: anchorValue, type: 'user', status: 'unchanged' };
+    let row: UserTable | undefined = await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+    let match: MatchKind = 'new';
+    let refused: string | undefined;
+    if (row) {
+      match = (row.sync_match as MatchKind | null) ?? 'hard';
+      if (row.on_prem_sync_enabled !== 1 && !row.sync_match && ctx.features.blockCloudObjectTakeoverThroughHardMatchEnabled)
+        return { ...base, status: 'error', id: row.id, provisioningErrors: [{ category: 'InvalidHardMatch', propertyCausingError: 'SourceAnchor', value: anchorValue, occurredDateTime: now }], message: `Hard match onto cloud user ${row.upn} is blocked by the tenant setting blockCloudObjectTakeoverThroughHardMatchEnabled.` };
+    } else {
+      const g = await trx.selectFrom('groups').select(['id', 'display_name']).where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+      if (g) return { ...base, status: 'error', provisioningErrors: [{ category: 'ObjectTypeMismatch', propertyCausingError: 'SourceAnchor', value: anchorValue, occurredDateTime: now, conflictingObjectId: g.id, conflictingObjectDisplayName: g.display_name }], message: `Source anchor ${anchorValue} belongs to group '${g.display_name}' in the cloud; an on-premises user cannot take it over.` };
+      // Soft match: a cloud-only user with the same UPN or primary SMTP address.
+      if (!ctx.features.blockSoftMatchEnabled) {
+        const candidates: { row: UserTable; kind: MatchKind }[] = [];
+        if (ctx.features.softMatchOnUpnEnabled && a.userPrincipalName) {
+          const u = await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where(sql<boolean>`lower(upn) = ${asciiLower(a.userPrincipalName)}`).where('deleted_at', 'is', null).executeTakeFirst();
+          if (u) candidates.push({ row: u, kind: 'soft-upn' });
+        }
+        const smtp = primarySmtp(a.proxyAddresses ?? []) ?? a.mail ?? null;
+        if (smtp) {
+          const held = await trx.selectFrom('addresses').select('object_id').where('tenant_id', '=', T).where('address', '=', asciiLower(smtp)).executeTakeFirst();
+          const u = held ? await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where('id', '=', held.object_id).where('deleted_at', 'is', null).executeTakeFirst() : undefined;
+          if (u && !candidates.some((c) => c.row.id === u.id)) candidates.push({ row: u, kind: 'soft-smtp' });
+        }
+        for (const c of candidates) {
+          if (c.row.immutable_id || c.row.on_prem_sync_enabled === 1) {
+            refused = `cloud user ${c.row.upn} is already synced with another source anchor`;
+            continue;
+          }
+          const roles = await trx.selectFrom('role_assignments').select('role_template_id').where('tenant_id', '=', T).where('principal_id', '=', c.row.id).execute();
+          if (roles.length > 0) {
+            // Never take over an administrator by soft match (Entra's rule).
+            refused = `cloud user ${c.row.upn} holds an administrator role`;
+            continue;
+          }
+          row = c.row;
+          match = c.kind;
+          refused = undefined;
+          break;
+        }
+      } else {
+        refused = undefined;
+      }
+    }
+
+    const nick = syncMailNickname(a);
+    const upnDecision = decideUpn(a, ctx.verified, ctx.t.initial_domain);
+    const id = row?.id ?? randomUUID();
+    const prevErrors = row ? (JSON.parse(row.on_prem_provisioning_errors) as ProvisioningError[]) : [];
+    const r = await resolveConflicts(trx, ctx, id, { upn: upnDecision.upn, mail: a.mail ?? null, proxies: a.proxyAddresses ?? [] }, prevErrors, row?.upn ?? null, now);
+
+    const unresolved: string[] = [];
+    let managerId: string | null = null;
+    if (a.manager) {
+      const m = (await idsByAnchor(trx, T, [a.manager])).get(a.manager);
+      if (m?.type === 'user') managerId = m.id;
+      else unresolved.push(a.manager);
+    }
+    const extraKeys = ['officeLocation', 'mobilePhone', 'businessPhones', 'city', 'state', 'country', 'streetAddress', 'postalCode'] as const;
+    const extra = { ...(row ? (JSON.parse(row.extra) as Record<string, unknown>) : {}) };
+    for (const k of extraKeys) if (a[k] !== undefined) extra[k] = a[k];
+    const fields = {
+      upn: r.upn!,
+      display_name: a.displayName || a.onPremisesSamAccountName || nick,
+      given_name: a.givenName ?? null,
+      surname: a.surname ?? null,
+      mail: r.mail,
+      mail_nickname: nick,
+      proxy_addresses: JSON.stringify(r.proxies),
+      account_enabled: a.accountEnabled === false ? 0 : 1,
+      job_title: a.jobTitle ?? null,
+      department: a.department ?? null,
+      company_name: a.companyName ?? null,
+      employee_id: a.employeeId ?? null,
+      usage_location: a.usageLocation ?? row?.usage_location ?? null,
+      immutable_id: anchorValue,
+      on_prem_sync_enabled: 1,
+      on_prem_distinguished_name: a.onPremisesDistinguishedName ?? null,
+      on_prem_sam_account_name: a.onPremisesSamAccountName ?? null,
+      on_prem_security_identifier: a.onPremisesSecurityIdentifier ?? null,
+      on_prem_domain_name: a.onPremisesDomainName ?? null,
+      on_prem_user_principal_name: a.userPrincipalName ?? null,
+      on_prem_provisioning_errors: JSON.stringify(r.errors),
+      manager_id: managerId ?? (unresolved.length ? (row?.manager_id ?? null) : null),
+      extra: JSON.stringify(extra),
+      sync_desired: JSON.stringify(a),
+      sync_match: match,
+      deleted_at: null as string | null,
+    };
+    const result: SyncResult = { ...base, id, match, userPrincipalName: fields.upn, ...(refused ? { softMatchRefused: refused } : {}), ...(r.errors.length ? { provisioningErrors: r.errors } : {}), ...(unresolved.length ? { unresolvedReferences: unresolved } : {}) };
+    if (row) {
+      const before = row as unknown as Record<string, unknown>;
+      const changed = Object.entries(fields).some(([k, v]) => before[k] !== v);
+      if (!changed) return result;
+      await claimAddresses(trx, T, id, addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies }));
+      const seq = await nextSeq(trx, T);
+      await trx.updateTable('users').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
+      return { ...result, status: row.deleted_at ? 'restored' : 'updated' };
+    }
+    await claimAddresses(trx, T, id, addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies }));
+    const seq = await nextSeq(trx, T);
+    await trx
+      .insertInto('users')
+      .values({ ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now })
+      .execute();
+    return { ...result, status: 'created' };
+  }
+
+  async function upsertGroup(trx: Db, ctx: Ctx, anchorValue: string, a: SyncGroupAttributes, now: string): Promise<SyncResult> {
+    const T = ctx.t.id;
+    const base: SyncResult = { sourceAnchor: anchorValue, type: 'group', status: 'unchanged' };
+    let row: GroupTable | undefined = await trx.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+    let match: MatchKind = 'new';
+    if (row) {
+      match = (row.sync_match as MatchKind | null) ?? 'hard';
+    } else {
+      const u = await trx.selectFrom('users').select(['id', 'upn']).where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+      if (u) return { ...base, status: 'error', provisioningErrors: [{ category: 'ObjectTypeMismatch', propertyCausingError: 'SourceAnchor', value: anchorValue, occurredDateTime: now, conflictingObjectId: u.id, conflictingObjectDisplayName: u.upn }], message: `Source anchor ${anchorValue} belongs to user ${u.upn} in the cloud; an on-premises group cannot take it over.` };
+      // Mail-enabled groups soft-match on proxy addresses; security groups never do.
+      if (a.mailEnabled && !ctx.features.blockSoftMatchEnabled) {
+        const smtps = (a.proxyAddresses ?? []).map(smtpAddress).filter((x): x is string => !!x).map(asciiLower);
+        if (smtps.length) {
+          const held = await trx.selectFrom('addresses').select('object_id').where('tenant_id', '=', T).where('address', 'in', smtps).execute();
+          for (const h of held) {
+            const g = await trx.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('id', '=', h.object_id).where('deleted_at', 'is', null).executeTakeFirst();
+            if (g && !g.immutable_id && g.on_prem_sync_enabled !== 1 && g.mail_enabled === 1) {
+              row = g;
+              match = 'soft-proxy';
+              break;
+            }
+          }
+        }
+      }
+    }
+    const id = row?.id ?? randomUUID();
+    const prevErrors = row ? (JSON.parse(row.on_prem_provisioning_errors) as ProvisioningError[]) : [];
+    const r = await resolveConflicts(trx, ctx, id, { mail: a.mail ?? null, proxies: a.proxyAddresses ?? [] }, prevErrors, null, now);
+    const nick = (a.mailNickname || a.onPremisesSamAccountName || syncMailNickname({ mail: a.mail ?? null, proxyAddresses: a.proxyAddresses ?? [] })).replace(/[\s@()\\[\]";:<>,]/g, '').slice(0, 64) || 'group';
+    const fields = {
+      display_name: a.displayName || a.onPremisesSamAccountName || nick,
+      description: a.description ?? null,
+      mail: r.mail,
+      mail_nickname: nick,
+      proxy_addresses: JSON.stringify(r.proxies),
+      mail_enabled: a.mailEnabled ? 1 : 0,
+      security_enabled: a.securityEnabled === false ? 0 : 1,
+      immutable_id: anchorValue,
+      on_prem_sync_enabled: 1,
+      on_prem_sam_account_name: a.onPremisesSamAccountName ?? null,
+      on_prem_security_identifier: a.onPremisesSecurityIdentifier ?? null,
+      on_prem_domain_name: a.onPremisesDomainName ?? null,
+      on_prem_net_bios_name: a.onPremisesNetBiosName ?? null,
+      on_prem_provisioning_errors: JSON.stringify(r.errors),
+      sync_desired: JSON.stringify({ ...a, members: undefined }),
+      sync_match: match,
+      deleted_at: null as string | null,
+    };
+    let status: SyncResult['status'] = 'unchanged';
+    if (row) {
+      const before = row as unknown as Record<string, unknown>;
+      if (Object.entries(fields).some(([k, v]) => before[k] !== v)) {
+        await claimAddresses(trx, T, id, addressClaims({ mail: fields.mail, proxyAddresses: r.proxies }));
+        const seq = await nextSeq(trx, T);
+        await trx.updateTable('groups').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
+        status = row.deleted_at ? 'restored' : 'updated';
+      }
+    } else {
+      await claimAddresses(trx, T, id, addressClaims({ mail: fields.mail, proxyAddresses: r.proxies }));
+      const seq = await nextSeq(trx, T);
+      await trx.insertInto('groups').values({ ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now }).execute();
+      status = 'created';
+    }
+    const unresolved: string[] = [];
+    if (a.members !== undefined) {
+      const wanted = await idsByAnchor(trx, T, [...new Set(a.members)]);
+      for (const m of a.members) if (!wanted.has(m)) unresolved.push(m);
+      const current = await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).execute();
+      const want = new Map([...wanted.values()].filter((w) => w.id !== id).map((w) => [w.id, w.type]));
+      const have = new Map(current.map((c) => [c.member_id, c.member_type]));
+      const add = [...want].filter(([mid]) => !have.has(mid));
+      // Members not resolvable yet are not removed: they may simply not be exported yet.
+      const remove = [...have].filter(([mid]) => !want.has(mid));
+      if (add.length || remove.length) {
+        const seq = await nextSeq(trx, T);
+        for (let i = 0; i < add.length; i += 200) {
+          const chunk = add.slice(i, i + 200);
+          await trx.insertInto('memberships').values(chunk.map(([mid, t]) => ({ tenant_id: T, group_id: id, member_id: mid, member_type: t }))).execute();
+          await trx.insertInto('membership_changes').values(chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: id, member_id: mid, member_type: t, removed: 0 }))).execute();
+        }
+        for (let i = 0; i < remove.length; i += 200) {
+          const chunk = remove.slice(i, i + 200);
+          await trx.deleteFrom('memberships').where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', chunk.map(([mid]) => mid)).execute();
+          await trx.insertInto('membership_changes').values(chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: id, member_id: mid, member_type: t, removed: 1 }))).execute();
+        }
+        await trx.updateTable('groups').set({ seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
+        if (status === 'unchanged') status = 'updated';
+      }
+    }
+    return { ...base, status, id, match, ...(r.errors.length ? { provisioningErrors: r.errors } : {}), ...(unresolved.length ? { unresolvedReferences: unresolved } : {}) };
+  }
+
+  async function remove(trx: Db, ctx: Ctx, type: 'user' | 'group', anchorValue: string, now: string): Promise<SyncResult> {
+    const table = type === 'user' ? 'users' : 'groups';
+    const row = await trx.selectFrom(table).select(['id', 'deleted_at']).where('tenant_id', '=', ctx.t.id).where('immutable_id', '=', anchorValue).executeTakeFirst();
+    if (!row || row.deleted_at) return { sourceAnchor: anchorValue, type, status: 'not-found' };
+    const seq = await nextSeq(trx, ctx.t.id);
+    // Out of scope or deleted on-premises: soft delete, restorable for 30 days.
+    await trx.updateTable(table).set({ deleted_at: now, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', ctx.t.id).where('id', '=', row.id).execute();
+    await releaseAddresses(trx, ctx.t.id, row.id);
+    return { sourceAnchor: anchorValue, type, status: 'deleted', id: row.id };
+  }
+
+  async function applyOne(ctx: Ctx, item: SyncItem, now: string): Promise<SyncResult> {
+    try {
+      return await db.transaction().execute(async (trx) => {
+        if (item.op === 'delete') return remove(trx, ctx, item.type, item.sourceAnchor, now);
+        return item.type === 'user' ? upsertUser(trx, ctx, item.sourceAnchor, item.attributes, now) : upsertGroup(trx, ctx, item.sourceAnchor, item.attributes, now);
+      });
+    } catch (err) {
+      // One bad object never fails the batch: it becomes this object's error.
+      const message = err instanceof NimbusError ? err.message : `Unexpected error: ${(err as Error).message}`;
+      return { sourceAnchor: item.sourceAnchor, type: item.type, status: 'error', message, provisioningErrors: [{ category: 'DataValidationFailed', propertyCausingError: 'Object', value: item.sourceAnchor, occurredDateTime: now }] };
+    }
+  }
+
+  /** Retries synced objects that hold provisioning errors: a conflict that went away heals. */
+  async function heal(ctx: Ctx, now: string, limit = 200): Promise<number> {
+    let healed = 0;
+    for (const type of ['user', 'group'] as const) {
+      const rows = await db
+        .selectFrom(type === 'user' ? 'users' : 'groups')
+        .select(['immutable_id', 'sync_desired', 'on_prem_provisioning_errors'])
+        .where('tenant_id', '=', ctx.t.id)
+        .where('on_prem_sync_enabled', '=', 1)
+        .where('deleted_at', 'is', null)
+        .where('on_prem_provisioning_errors', '!=', '[]')
+        .limit(limit)
+        .execute();
+      for (const r of rows) {
+        if (!r.immutable_id || !r.sync_desired) continue;
+        const attributes = JSON.parse(r.sync_desired) as Record<string, unknown>;
+        const res = await applyOne(ctx, { op: 'upsert', type, sourceAnchor: r.immutable_id, attributes }, now);
+        if ((res.provisioningErrors?.length ?? 0) < (JSON.parse(r.on_prem_provisioning_errors) as unknown[]).length) healed++;
+      }
+    }
+    return healed;
+  }
+
+  return {
+    /** Validates a batch body; a bad item is reported with its index and path. */
+    parseBatch(body: unknown): SyncItem[] {
+      const objects = (body as { objects?: unknown } | undefined)?.objects;
+      if (!Array.isArray(objects)) throw badRequest('The body must be {"objects": [...]}, each {op, type, sourceAnchor, attributes}.', 'objects');
+      if (objects.length > MAX_SYNC_BATCH) throw badRequest(`A sync batch holds at most ${MAX_SYNC_BATCH} objects (got ${objects.length}); split it.`, 'objects');
+      return objects.map((o, i) => {
+        const r = parseItem(o);
+        if (!r.ok) {
+          const label = typeof (o as { sourceAnchor?: unknown } | null)?.sourceAnchor === 'string' ? (o as { sourceAnchor: string }).sourceAnchor : 'no sourceAnchor';
+          throw badRequest(`Invalid object #${i} (${label}): ${r.path || 'object'}: ${r.message}.`, `objects[${i}].${r.path}`);
+        }
+        return r.item;
+      });
+    },
+
+    /**
+     * Applies a batch: users first (groups reference them), then groups, then deletes; then
+     * heals conflicts that deletes or renames resolved. Returns one result per object.
+     */
+    async apply(actor: Actor, items: readonly SyncItem[]): Promise<SyncResult[]> {
+      if (!isSync(actor)) throw forbidden(`Only an app with the sync role can export directory objects; '${actor.name}' has the ${actor.role} role.`);
+      const ctx = await context(actor.tenantId);
+      if (ctx.t.sync_enabled !== 1)
+        throw new NimbusError(
+          'bad_request',
+          'DirectorySyncNotActivated',
+          `Directory synchronization is not activated for tenant '${ctx.t.name}'. An administrator activates it with: nimbus dirsync enable --tenant ${ctx.t.name} (or PATCH /v1.0/organization/${ctx.t.id} {"onPremisesSyncEnabled": true}).`,
+        );
+      const now = clock.now().toISOString();
+      const order = (i: SyncItem) => (i.op === 'delete' ? 2 : i.type === 'user' ? 0 : 1);
+      const indexed = items.map((item, i) => ({ item, i })).sort((x, y) => order(x.item) - order(y.item) || x.i - y.i);
+      const results: SyncResult[] = new Array<SyncResult>(items.length);
+      // Groups go in two passes (attributes, then members), so a group may name a group
+      // that comes later in the same batch.
+      for (const { item, i } of indexed) {
+        results[i] = await applyOne(ctx, item.op === 'upsert' && item.type === 'group' ? { ...item, attributes: { ...item.attributes, members: undefined } } : item, now);
+      }
+      for (const { item, i } of indexed) {
+        if (item.op !== 'upsert' || item.type !== 'group' || item.attributes.members === undefined || results[i]!.status === 'error') continue;
+        const first = results[i]!;
+        const second = await applyOne(ctx, item, now);
+        results[i] = { ...second, status: second.status === 'error' || first.status === 'unchanged' ? second.status : first.status };
+      }
+      if (results.some((r) => r.status === 'deleted' || r.status === 'updated')) await heal(ctx, now);
+      if (results.some((r) => r.status !== 'error')) await db.updateTable('tenants').set({ sync_last_at: now }).where('id', '=', ctx.t.id).execute();
+      return results;
+    },
+
+    heal: async (tenantId: string) => heal(await context(tenantId), clock.now().toISOString()),
+
+    async features(tenantId: string): Promise<Features> {
+      return (await context(tenantId)).features;
+    },
+
+    async setFeatures(actor: Actor, patch: Partial<Features>): Promise<Features> {
+      if (actor.role !== 'admin' && actor.role !== 'readwrite') throw forbidden('Changing directory synchronization features needs an administrator or an app with the readwrite role.');
+      const { t, features } = await context(actor.tenantId);
+      for (const [k, v] of Object.entries(patch)) {
+        if (!(k in defaultSyncFeatures)) throw badRequest(`Unknown directory synchronization feature '${k}'. Known: ${Object.keys(defaultSyncFeatures).join(', ')}.`, k);
+        if (typeof v !== 'boolean') throw badRequest(`Feature '${k}' must be true or false.`, k);
+      }
+      const next = { ...features, ...patch };
+      await db.updateTable('tenants').set({ sync_features: JSON.stringify(next) }).where('id', '=', t.id).execute();
+      await recordAudit(db, deps, actor, {
+        category: 'DirectoryManagement',
+        activity: 'Update directory synchronization features',
+        operationType: 'Update',
+        result: 'success',
+        targets: [{ id: t.id, displayName: t.display_name, type: 'Company', modifiedProperties: Object.entries(patch).map(([k, v]) => ({ displayName: k, oldValue: String(features[k as keyof Features]), newValue: String(v) })) }],
+      });
+      return next;
+    },
+  };
+}
+
+export type SyncService = ReturnType<typeof createSyncService>;
+

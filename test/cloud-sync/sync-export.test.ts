@@ -1,0 +1,214 @@
+// The cloud side of sync through its HTTP endpoint with a sync-role token: matching,
+// UPN fallback, duplicate-attribute resiliency with self-healing errors, groups, deletes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliActor } from '../../src/cloud/services/context.ts';
+import { GLOBAL_ADMIN } from '../../src/cloud/services/directory.ts';
+import { newUser, startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
+
+let cloud: TestCloud;
+let t: TestTenant;
+let sync: string;
+let admin: string;
+let n = 0;
+const anchor = () => Buffer.from(`anchor-${++n}-${Math.random()}`).toString('base64').slice(0, 24);
+
+const exportObjects = async (objects: unknown[], token = sync) => cloud.graph(token, '/sync/v1/objects', { method: 'POST', body: { objects } });
+const user = (a: string, attributes: Record<string, unknown>) => ({ op: 'upsert', type: 'user', sourceAnchor: a, attributes });
+
+beforeAll(async () => {
+  cloud = await startCloud();
+  t = await cloud.createTenant('fabrikam');
+  await cloud.svc.domains.add(cliActor(t.tenant.id), 'fabrikam.com');
+  await cloud.svc.domains.verify(cliActor(t.tenant.id), 'fabrikam.com', { force: true });
+  sync = await t.token('sync');
+  admin = await t.token('readwrite');
+});
+afterAll(async () => cloud.close());
+
+describe('before directory sync is activated', () => {
+  it('refuses exports with a message saying how to activate it', async () => {
+    const r = await exportObjects([user(anchor(), { userPrincipalName: 'x@fabrikam.com', displayName: 'X' })]);
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe('DirectorySyncNotActivated');
+    expect(r.body.error.message).toContain('nimbus dirsync enable --tenant fabrikam');
+    const org = await cloud.graph(admin, 'organization');
+    expect(org.body.value[0].onPremisesLastSyncDateTime).toBeNull();
+  });
+});
+
+describe('exports', () => {
+  beforeAll(async () => {
+    await cloud.svc.organization.setDirSync(cliActor(t.tenant.id), true);
+  });
+
+  it('is refused to apps without the sync role', async () => {
+    const r = await exportObjects([user(anchor(), { userPrincipalName: 'y@fabrikam.com' })], admin);
+    expect(r.status).toBe(403);
+  });
+
+  it('creates a synced user with its on-premises attributes and no password, and stamps the last sync time', async () => {
+    const a = anchor();
+    const r = await exportObjects([user(a, { userPrincipalName: 'alice@fabrikam.com', displayName: 'Alice', mail: 'alice@fabrikam.com', proxyAddresses: ['SMTP:alice@fabrikam.com'], onPremisesSamAccountName: 'alice', onPremisesDistinguishedName: 'CN=Alice,OU=Sales,DC=corp,DC=example,DC=com', accountEnabled: false })]);
+    expect(r.status).toBe(200);
+    expect(r.body.results[0]).toMatchObject({ status: 'created', match: 'new', userPrincipalName: 'alice@fabrikam.com' });
+    const u = await cloud.graph(admin, `users/${r.body.results[0].id}?$select=onPremisesImmutableId,onPremisesSyncEnabled,onPremisesSamAccountName,accountEnabled,onPremisesLastSyncDateTime`);
+    expect(u.body).toMatchObject({ onPremisesImmutableId: a, onPremisesSyncEnabled: true, onPremisesSamAccountName: 'alice', accountEnabled: false });
+    expect(u.body.onPremisesLastSyncDateTime).not.toBeNull();
+    const row = await cloud.svc.db.selectFrom('users').select('password_hash').where('id', '=', r.body.results[0].id).executeTakeFirstOrThrow();
+    expect(row.password_hash).toBeNull();
+    const org = await cloud.graph(admin, 'organization');
+    expect(org.body.value[0].onPremisesLastSyncDateTime).not.toBeNull();
+    // On-premises attributes are read-only to ordinary apps.
+    const patch = await cloud.graph(admin, `users/${r.body.results[0].id}`, { method: 'PATCH', body: { displayName: 'Changed' } });
+    expect(patch.status).toBe(400);
+  });
+
+  it('exporting the same object twice changes nothing the second time', async () => {
+    const a = anchor();
+    const obj = user(a, { userPrincipalName: 'idem@fabrikam.com', displayName: 'Idem' });
+    await exportObjects([obj]);
+    const before = await cloud.svc.db.selectFrom('tenants').select('change_seq').where('id', '=', t.tenant.id).executeTakeFirstOrThrow();
+    const r = await exportObjects([obj]);
+    expect(r.body.results[0].status).toBe('unchanged');
+    const after = await cloud.svc.db.selectFrom('tenants').select('change_seq').where('id', '=', t.tenant.id).executeTakeFirstOrThrow();
+    expect(after.change_seq).toBe(before.change_seq);
+  });
+
+  it('falls back to <mailNickname>@<initial domain> for an unverified suffix, and recomputes once the domain is verified', async () => {
+    const a = anchor();
+    const attrs = { userPrincipalName: 'carol@contoso.org', displayName: 'Carol', mailNickname: 'carol.w' };
+    const r = await exportObjects([user(a, attrs)]);
+    expect(r.body.results[0].userPrincipalName).toBe(`carol.w@${t.tenant.initial_domain}`);
+    const u = await cloud.graph(admin, `users/${r.body.results[0].id}?$select=userPrincipalName,onPremisesUserPrincipalName`);
+    expect(u.body.onPremisesUserPrincipalName).toBe('carol@contoso.org');
+    await cloud.svc.domains.add(cliActor(t.tenant.id), 'contoso.org');
+    await cloud.svc.domains.verify(cliActor(t.tenant.id), 'contoso.org', { force: true });
+    const again = await exportObjects([user(a, attrs)]);
+    expect(again.body.results[0]).toMatchObject({ status: 'updated', userPrincipalName: 'carol@contoso.org', id: r.body.results[0].id });
+  });
+
+  it('soft-matches a cloud-only user on UPN: same object, anchor stamped, no duplicate', async () => {
+    const cloudUser = await cloud.graph(admin, 'users', { method: 'POST', body: newUser(t.tenant, 'dave', { userPrincipalName: 'dave@fabrikam.com' }) });
+    const a = anchor();
+    const r = await exportObjects([user(a, { userPrincipalName: 'DAVE@fabrikam.com', displayName: 'Dave (AD)' })]);
+    expect(r.body.results[0]).toMatchObject({ status: 'updated', match: 'soft-upn', id: cloudUser.body.id });
+    const list = await cloud.graph(admin, `users?$filter=startswith(userPrincipalName,'dave')&$select=id,onPremisesImmutableId`);
+    expect(list.body.value).toEqual([{ id: cloudUser.body.id, onPremisesImmutableId: a }]);
+  });
+
+  it('soft-matches on the primary SMTP address', async () => {
+    const cloudUser = await cloud.graph(admin, 'users', { method: 'POST', body: newUser(t.tenant, 'erin', { mail: 'erin.mail@fabrikam.com' }) });
+    const r = await exportObjects([user(anchor(), { userPrincipalName: 'erin.onprem@fabrikam.com', proxyAddresses: ['SMTP:erin.mail@fabrikam.com'], displayName: 'Erin' })]);
+    expect(r.body.results[0]).toMatchObject({ match: 'soft-smtp', id: cloudUser.body.id, userPrincipalName: 'erin.onprem@fabrikam.com' });
+  });
+
+  it('never soft-matches an administrator: a new object gets a placeholder UPN and a conflict error naming the admin', async () => {
+    const adm = await cloud.graph(admin, 'users', { method: 'POST', body: newUser(t.tenant, 'boss', { userPrincipalName: 'boss@fabrikam.com' }) });
+    await cloud.svc.directory.assignRole(cliActor(t.tenant.id), GLOBAL_ADMIN, adm.body.id);
+    const r = await exportObjects([user(anchor(), { userPrincipalName: 'boss@fabrikam.com', displayName: 'Boss (AD)' })]);
+    const res = r.body.results[0];
+    expect(res.match).toBe('new');
+    expect(res.id).not.toBe(adm.body.id);
+    expect(res.softMatchRefused).toContain('administrator');
+    expect(res.userPrincipalName).toMatch(new RegExp(`^boss\\d{4}@${t.tenant.initial_domain.replace(/\./g, '\\.')}$`));
+    expect(res.provisioningErrors[0]).toMatchObject({ category: 'PropertyConflict', propertyCausingError: 'UserPrincipalName', value: 'boss@fabrikam.com', conflictingObjectId: adm.body.id });
+    const u = await cloud.graph(admin, `users/${res.id}?$select=onPremisesProvisioningErrors`);
+    expect(u.body.onPremisesProvisioningErrors).toHaveLength(1);
+  });
+
+  it('blocks soft match when the tenant says so', async () => {
+    const feat = await cloud.graph(admin, 'directory/onPremisesSynchronization');
+    const id = feat.body.value[0].id;
+    expect((await cloud.graph(admin, `directory/onPremisesSynchronization/${id}`, { method: 'PATCH', body: { features: { blockSoftMatchEnabled: true } } })).status).toBe(204);
+    const cloudUser = await cloud.graph(admin, 'users', { method: 'POST', body: newUser(t.tenant, 'frank', { userPrincipalName: 'frank@fabrikam.com' }) });
+    const r = await exportObjects([user(anchor(), { userPrincipalName: 'frank@fabrikam.com', displayName: 'Frank' })]);
+    expect(r.body.results[0].match).toBe('new');
+    expect(r.body.results[0].id).not.toBe(cloudUser.body.id);
+    await cloud.graph(admin, `directory/onPremisesSynchronization/${id}`, { method: 'PATCH', body: { features: { blockSoftMatchEnabled: false } } });
+  });
+
+  it('resolves a duplicate UPN between synced users with a placeholder, and heals when the other goes away', async () => {
+    const a1 = anchor();
+    const a2 = anchor();
+    const first = await exportObjects([user(a1, { userPrincipalName: 'gina@fabrikam.com', displayName: 'Gina 1', proxyAddresses: ['SMTP:gina@fabrikam.com'] })]);
+    const second = await exportObjects([user(a2, { userPrincipalName: 'gina@fabrikam.com', displayName: 'Gina 2', proxyAddresses: ['SMTP:gina@fabrikam.com', 'smtp:gina2@fabrikam.com'] })]);
+    const res = second.body.results[0];
+    expect(res.status).toBe('created');
+    expect(res.userPrincipalName).not.toBe('gina@fabrikam.com');
+    expect(res.provisioningErrors.map((e: any) => e.propertyCausingError).sort()).toEqual(['ProxyAddresses', 'UserPrincipalName']);
+    const g2 = await cloud.graph(admin, `users/${res.id}?$select=proxyAddresses`);
+    expect(g2.body.proxyAddresses).toEqual(['smtp:gina2@fabrikam.com']);
+    // The conflict goes away: the first user is deleted on-premises.
+    const del = await exportObjects([{ op: 'delete', type: 'user', sourceAnchor: a1 }]);
+    expect(del.body.results[0]).toMatchObject({ status: 'deleted', id: first.body.results[0].id });
+    const healed = await cloud.graph(admin, `users/${res.id}?$select=userPrincipalName,proxyAddresses,onPremisesProvisioningErrors`);
+    expect(healed.body.userPrincipalName).toBe('gina@fabrikam.com');
+    expect(healed.body.proxyAddresses).toEqual(['SMTP:gina@fabrikam.com', 'smtp:gina2@fabrikam.com']);
+    expect(healed.body.onPremisesProvisioningErrors).toEqual([]);
+  });
+
+  it('restores an object that comes back into scope as the same object', async () => {
+    const a = anchor();
+    const created = await exportObjects([user(a, { userPrincipalName: 'hank@fabrikam.com', displayName: 'Hank' })]);
+    await exportObjects([{ op: 'delete', type: 'user', sourceAnchor: a }]);
+    const bin = await cloud.graph(admin, 'directory/deletedItems/microsoft.graph.user?$select=id');
+    expect(bin.body.value.map((u: any) => u.id)).toContain(created.body.results[0].id);
+    const back = await exportObjects([user(a, { userPrincipalName: 'hank@fabrikam.com', displayName: 'Hank' })]);
+    expect(back.body.results[0]).toMatchObject({ status: 'restored', id: created.body.results[0].id });
+  });
+
+  it('syncs groups with members and nested groups, resolves managers, and reports unknown references', async () => {
+    const [u1, u2, mgr, inner, outer] = [anchor(), anchor(), anchor(), anchor(), anchor()];
+    const r = await exportObjects([
+      { op: 'upsert', type: 'group', sourceAnchor: outer, attributes: { displayName: 'Outer', securityEnabled: true, members: [u1, inner, 'bm90LXlldA=='] } },
+      { op: 'upsert', type: 'group', sourceAnchor: inner, attributes: { displayName: 'Inner', securityEnabled: true, members: [u2] } },
+      user(u1, { userPrincipalName: 'ivy@fabrikam.com', displayName: 'Ivy', manager: mgr }),
+      user(mgr, { userPrincipalName: 'mgr@fabrikam.com', displayName: 'Manager' }),
+      user(u2, { userPrincipalName: 'jack@fabrikam.com', displayName: 'Jack' }),
+    ]);
+    const byAnchor = new Map<string, any>(r.body.results.map((x: any) => [x.sourceAnchor, x]));
+    // The manager came later in the same batch: reported unresolved, resolved on the next export.
+    expect(byAnchor.get(u1).unresolvedReferences).toEqual([mgr]);
+    expect(byAnchor.get(outer).unresolvedReferences).toEqual(['bm90LXlldA==']);
+    const outerId = byAnchor.get(outer).id;
+    const members = await cloud.graph(admin, `groups/${outerId}/members`);
+    expect(members.body.value.map((m: any) => m['@odata.type']).sort()).toEqual(['#microsoft.graph.group', '#microsoft.graph.user']);
+    await exportObjects([user(u1, { userPrincipalName: 'ivy@fabrikam.com', displayName: 'Ivy', manager: mgr })]);
+    const m = await cloud.graph(admin, `users/${byAnchor.get(u1).id}/manager`);
+    expect(m.body.id).toBe(byAnchor.get(mgr).id);
+    // Membership changes: drop the nested group.
+    const again = await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: outer, attributes: { displayName: 'Outer', securityEnabled: true, members: [u1] } }]);
+    expect(again.body.results[0].status).toBe('updated');
+    expect((await cloud.graph(admin, `groups/${outerId}/members`)).body.value).toHaveLength(1);
+  });
+
+  it('soft-matches mail-enabled groups on proxy addresses but never security groups', async () => {
+    const m365 = await cloud.graph(admin, 'groups', { method: 'POST', body: { displayName: 'Team', mailEnabled: true, mailNickname: 'team', securityEnabled: false, groupTypes: ['Unified'] } });
+    const sec = await cloud.graph(admin, 'groups', { method: 'POST', body: { displayName: 'Sec', mailEnabled: false, mailNickname: 'sec', securityEnabled: true } });
+    const r = await exportObjects([
+      { op: 'upsert', type: 'group', sourceAnchor: anchor(), attributes: { displayName: 'Team (AD)', mailEnabled: true, securityEnabled: false, proxyAddresses: [`SMTP:${m365.body.mail}`] } },
+      { op: 'upsert', type: 'group', sourceAnchor: anchor(), attributes: { displayName: 'Sec', securityEnabled: true, mailNickname: 'sec' } },
+    ]);
+    expect(r.body.results[0]).toMatchObject({ match: 'soft-proxy', id: m365.body.id });
+    expect(r.body.results[1].match).toBe('new');
+    expect(r.body.results[1].id).not.toBe(sec.body.id);
+  });
+
+  it('refuses a source anchor that belongs to an object of another type', async () => {
+    const a = anchor();
+    await exportObjects([user(a, { userPrincipalName: 'kim@fabrikam.com', displayName: 'Kim' })]);
+    const r = await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: a, attributes: { displayName: 'Kim group' } }]);
+    expect(r.body.results[0]).toMatchObject({ status: 'error' });
+    expect(r.body.results[0].provisioningErrors[0].category).toBe('ObjectTypeMismatch');
+  });
+
+  it('rejects malformed batches with a 400 naming the object and the field', async () => {
+    const r = await exportObjects([user(anchor(), { userPrincipalName: 'ok@fabrikam.com' }), { op: 'upsert', type: 'user', sourceAnchor: 'not base64!', attributes: {} }]);
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain('object #1');
+    expect(r.body.error.message).toContain('sourceAnchor');
+    const unknown = await exportObjects([user(anchor(), { userPrincipalName: 'ok@fabrikam.com', favouriteColour: 'blue' })]);
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.message).toContain('favouriteColour');
+  });
+});
