@@ -52,6 +52,36 @@ export function dirsyncCommands(program: Command): void {
     );
 
   dirsync
+    .command('features')
+    .requiredOption(...tenantOpt)
+    .option('--block-soft-match <bool>', 'true: never match on UPN or SMTP address (blockSoftMatchEnabled)')
+    .option('--soft-match-on-upn <bool>', 'false: soft match on the primary SMTP address only (softMatchOnUpnEnabled)')
+    .option('--block-hard-match-takeover <bool>', 'true: a hard match never takes over a cloud-managed object (blockCloudObjectTakeoverThroughHardMatchEnabled)')
+    .option('--json', 'print JSON')
+    .description('show or change how sync matches on-premises objects to cloud objects')
+    .action(
+      action(async (opts: { tenant: string; blockSoftMatch?: string; softMatchOnUpn?: string; blockHardMatchTakeover?: string }, cmd: Command) => {
+        const bool = (name: string, v: string | undefined) => {
+          if (v === undefined) return undefined;
+          if (v !== 'true' && v !== 'false') throw new UsageError(`--${name} takes true or false, not '${v}'.`);
+          return v === 'true';
+        };
+        const patch: Record<string, boolean> = {};
+        const b1 = bool('block-soft-match', opts.blockSoftMatch);
+        const b2 = bool('soft-match-on-upn', opts.softMatchOnUpn);
+        const b3 = bool('block-hard-match-takeover', opts.blockHardMatchTakeover);
+        if (b1 !== undefined) patch.blockSoftMatchEnabled = b1;
+        if (b2 !== undefined) patch.softMatchOnUpnEnabled = b2;
+        if (b3 !== undefined) patch.blockCloudObjectTakeoverThroughHardMatchEnabled = b3;
+        await withServices(cmd, async (svc) => {
+          const t = await svc.tenants.require(opts.tenant);
+          const f = Object.keys(patch).length ? await svc.sync.setFeatures(cliActor(t.id), patch) : await svc.sync.features(t.id);
+          output(cmd, f, Object.entries(f).map(([k, v]) => `${k}: ${String(v)}`));
+        });
+      }),
+    );
+
+  dirsync
     .command('status')
     .requiredOption(...tenantOpt)
     .option('--json', 'print JSON')
