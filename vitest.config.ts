@@ -10,6 +10,8 @@ export default defineConfig({
     hookTimeout: 180_000,
     projects: [
       {
+        // extends: the root options (timeouts) apply to each project too.
+        extends: true,
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
@@ -19,6 +21,7 @@ export default defineConfig({
         },
       },
       {
+        extends: true,
         test: {
           name: 'serial',
           include: ['test/serial/**/*.test.ts'],

@@ -1,6 +1,6 @@
 // `nimbus serve` runs the cloud directory; `nimbus start` runs it on the embedded default
 // with a ready-to-use demo tenant (the sync-engine issue adds the sample sync to it).
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { generate } from 'selfsigned';
@@ -30,6 +30,8 @@ function tlsFor(opts: ServeOpts, dataDir: string): { https?: { cert: string; key
   const certFile = join(dataDir, 'tls-cert.pem');
   const keyFile = join(dataDir, 'tls-key.pem');
   if (!existsSync(certFile) || !existsSync(keyFile)) {
+    // The store creates the data folder later; the certificate is written before it opens.
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const pems = generate([{ name: 'commonName', value: 'localhost' }], {
       days: 825,
       keySize: 2048,

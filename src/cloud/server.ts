@@ -1,6 +1,6 @@
 // The cloud directory's HTTP server: Graph API under /v1.0, OAuth2 endpoints, /healthz.
 // Routes are thin; everything goes through the services built in services/index.ts.
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { NimbusError, unauthenticated } from '../shared/errors.ts';
 import { authRoutes } from './auth/routes.ts';
 import { graphErrorHandler, sendGraphError } from './graph/errors.ts';
@@ -25,6 +25,11 @@ export async function buildServer(svc: Services, opts: ServerOptions = {}): Prom
     requestIdHeader: false,
     // Graph ids and segments are case-insensitive; keep routes matchable in any case.
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 2048 },
+    // Errors the router raises before any route runs (a malformed %-escape, an overlong id)
+    // get Graph's error shape too.
+    frameworkErrors: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
+      void sendGraphError(req, reply, 400, 'Request_BadRequest', `Invalid request URL: ${err.message}. Check the URL's percent-encoding and the length of its ids.`);
+    },
     ...(opts.https ? { https: opts.https } : {}),
   } as FastifyServerOptions);
 

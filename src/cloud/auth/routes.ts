@@ -61,14 +61,24 @@ export function authRoutes(app: FastifyInstance, svc: Services) {
 
   app.post<P>('/:tenant/oauth2/v2.0/token', async (req, reply) => {
     reply.header('cache-control', 'no-store');
-    const form = (req.body ?? {}) as Record<string, string | undefined>;
+    // Only string parameters count: a JSON body with numbers or objects is not a valid form.
+    const form: Record<string, string | undefined> = {};
+    const body: unknown = req.body;
+    if (body !== null && typeof body === 'object' && !Array.isArray(body))
+      for (const [k, v] of Object.entries(body)) if (typeof v === 'string') form[k] = v;
     let clientId = form.client_id;
     let secret = form.client_secret;
     const basic = /^Basic\s+(.+)$/i.exec(req.headers.authorization ?? '');
     if (basic) {
-      const [id, sec] = Buffer.from(basic[1]!, 'base64').toString().split(':');
-      clientId = decodeURIComponent(id ?? '');
-      secret = decodeURIComponent(sec ?? '');
+      // RFC 6749 §2.3.1: form-encoded id and secret, joined by the first ':'.
+      const pair = Buffer.from(basic[1]!, 'base64').toString();
+      const colon = pair.indexOf(':');
+      try {
+        clientId = decodeURIComponent(colon < 0 ? pair : pair.slice(0, colon));
+        secret = decodeURIComponent(colon < 0 ? '' : pair.slice(colon + 1));
+      } catch {
+        return oauthError(req, reply, 401, 'invalid_client', 7000216, 'The HTTP Basic credentials are malformed: send base64(urlencode(client_id) ":" urlencode(client_secret)).');
+      }
     }
     if (form.grant_type !== 'client_credentials')
       return oauthError(req, reply, 400, 'unsupported_grant_type', 70003, `The grant type '${form.grant_type ?? ''}' is not supported; use client_credentials.`);

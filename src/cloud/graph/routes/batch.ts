@@ -2,6 +2,7 @@
 // ordering, one outer 200 with each inner status. Independent requests run concurrently.
 import type { FastifyInstance, FastifyRequest, InjectOptions } from 'fastify';
 import { badRequest } from '../../../shared/errors.ts';
+import { graphErrorBody } from '../errors.ts';
 
 const MAX_REQUESTS = 20;
 const METHODS = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE'];
@@ -42,6 +43,13 @@ function validate(body: unknown): BatchItem[] {
     if (/^\/?(v1\.0\/)?\$batch/i.test(o.url)) throw badRequest(`Invalid batch: request '${o.id}' is itself a batch; batches cannot be nested.`, 'url');
     if (o.headers !== undefined && (typeof o.headers !== 'object' || o.headers === null)) throw badRequest(`Invalid batch: 'headers' of request '${o.id}' must be an object.`, 'headers');
     if (o.body !== undefined && !['POST', 'PATCH', 'PUT'].includes(method)) throw badRequest(`Invalid batch: request '${o.id}' is a ${method} and cannot have a body.`, 'body');
+    if (o.body !== undefined && typeof o.body !== 'string') {
+      try {
+        JSON.stringify(o.body);
+      } catch {
+        throw badRequest(`Invalid batch: the body of request '${o.id}' is nested too deeply to be sent on.`, 'body');
+      }
+    }
     if (o.dependsOn !== undefined && (!Array.isArray(o.dependsOn) || o.dependsOn.some((d) => typeof d !== 'string')))
       throw badRequest(`Invalid batch: 'dependsOn' of request '${o.id}' must be an array of request ids.`, 'dependsOn');
     items.push({ id: o.id, method, url: o.url, ...(o.headers ? { headers: o.headers as Record<string, string> } : {}), ...(o.body !== undefined ? { body: o.body } : {}), ...(o.dependsOn ? { dependsOn: o.dependsOn as string[] } : {}) });
@@ -51,6 +59,17 @@ function validate(body: unknown): BatchItem[] {
       if (!ids.has(d)) throw badRequest(`Invalid batch: request '${it.id}' depends on '${d}', which is not in the batch.`, 'dependsOn');
       if (d === it.id) throw badRequest(`Invalid batch: request '${it.id}' depends on itself.`, 'dependsOn');
     }
+  // Cycles are refused before anything runs, so a refused batch has changed nothing.
+  const byId = new Map(items.map((i) => [i.id, i]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (id: string): void => {
+    if (state.get(id) === 'done') return;
+    if (state.get(id) === 'visiting') throw badRequest(`Invalid batch: the dependsOn chain through '${id}' is circular.`, 'dependsOn');
+    state.set(id, 'visiting');
+    for (const d of byId.get(id)?.dependsOn ?? []) visit(d);
+    state.set(id, 'done');
+  };
+  for (const it of items) visit(it.id);
   return items;
 }
 
@@ -70,7 +89,7 @@ export function batchRoutes(app: FastifyInstance) {
       const p = Promise.all(deps).then(async (results): Promise<BatchResult> => {
         const failed = results.find((r) => r.status >= 400);
         if (failed) {
-          return { id: it.id, status: 424, headers: { 'Content-Type': 'application/json' }, body: { error: { code: 'FailedDependency', message: `Request '${it.id}' was not run because request '${failed.id}', which it depends on, failed with status ${failed.status}.` } } };
+          return { id: it.id, status: 424, headers: { 'Content-Type': 'application/json' }, body: graphErrorBody(req, 'FailedDependency', `Request '${it.id}' was not run because request '${failed.id}', which it depends on, failed with status ${failed.status}.`) };
         }
         const headers: Record<string, string> = { ...(it.headers ?? {}) };
         if (req.headers.authorization) headers.authorization = req.headers.authorization;
