@@ -50,7 +50,8 @@ export interface Manifest {
   notes: string[];
 }
 
-export function entryOf(model: DirectoryModel, o: DirObject, dn = dnOf(o)): ManifestEntry {
+export function entryOf(model: DirectoryModel, o: DirObject, dnFor: (o: DirObject) => string = dnOf): ManifestEntry {
+  const dn = dnFor(o);
   const e: ManifestEntry = {
     key: o.key,
     kind: o.kind,
@@ -67,7 +68,7 @@ export function entryOf(model: DirectoryModel, o: DirObject, dn = dnOf(o)): Mani
     e.memberCount = o.memberKeys.length;
     const groups = new Map(model.groupList.map((g) => [g.key, g] as [string, DirGroup]));
     const nested = o.memberKeys.map((k) => groups.get(k)).filter((g): g is DirGroup => !!g);
-    if (nested.length > 0) e.memberGroups = nested.map((g) => dnOf(g));
+    if (nested.length > 0) e.memberGroups = nested.map((g) => dnFor(g));
   }
   return e;
 }
@@ -76,7 +77,7 @@ export function entryOf(model: DirectoryModel, o: DirObject, dn = dnOf(o)): Mani
 export function buildManifest(model: DirectoryModel, target: Manifest['target'] = 'model', dnFor: (o: DirObject) => string = dnOf): Manifest {
   const edgeCases = Object.fromEntries(EDGE_CASES.map((c) => [c, [] as ManifestEntry[]])) as Record<EdgeCase, ManifestEntry[]>;
   for (const o of [...model.userList, ...model.groupList]) {
-    for (const c of o.edgeCases) edgeCases[c].push(entryOf(model, o, dnFor(o)));
+    for (const c of o.edgeCases) edgeCases[c].push(entryOf(model, o, dnFor));
   }
   return {
     format: MANIFEST_FORMAT,

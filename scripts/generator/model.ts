@@ -177,10 +177,15 @@ export function generateDirectory(options: GeneratorOptions): DirectoryModel {
   const samTaken = new Set<string>();
   const cnTaken = new Set<string>(); // parent + cn, case-insensitive, as AD compares RDNs
   const mailTaken = new Set<string>();
+  // Next suffix to try per base name: keeps 100k users linear instead of rescanning suffixes.
+  const nextSuffix = new Map<string, number>();
   const uniqueSam = (base: string): string => {
     const clean = base.replace(/[^a-z0-9.]/g, '').slice(0, 20) || 'user';
     let cand = clean;
-    for (let i = 2; samTaken.has(cand.toLowerCase()); i++) cand = `${clean.slice(0, 20 - String(i).length)}${i}`;
+    for (let i = nextSuffix.get(`s|${clean}`) ?? 2; samTaken.has(cand.toLowerCase()); i++) {
+      cand = `${clean.slice(0, 20 - String(i).length)}${i}`;
+      nextSuffix.set(`s|${clean}`, i + 1);
+    }
     samTaken.add(cand.toLowerCase());
     return cand;
   };
@@ -192,7 +197,10 @@ export function generateDirectory(options: GeneratorOptions): DirectoryModel {
   };
   const uniqueLocal = (base: string): string => {
     let cand = base;
-    for (let i = 2; mailTaken.has(cand); i++) cand = `${base}${i}`;
+    for (let i = nextSuffix.get(`m|${base}`) ?? 2; mailTaken.has(cand); i++) {
+      cand = `${base}${i}`;
+      nextSuffix.set(`m|${base}`, i + 1);
+    }
     mailTaken.add(cand);
     return cand;
   };

@@ -1,19 +1,15 @@
 // Small LDAP helpers shared by scripts and tests: RFC 4515 filter escaping, RFC 4514 RDN
 // escaping, and the AD objectGUID byte order (little-endian first three fields).
 
-/** Escapes a value for use inside an LDAP search filter (RFC 4515 §3). */
+/**
+ * Escapes a value for use inside an LDAP search filter (RFC 4515 §3). Strings keep their
+ * non-ASCII characters as UTF-8 (RFC 4515 allows it, and ldapts decodes `\xx` escapes one
+ * byte per character, which would corrupt multi-byte characters); Buffers (binary values
+ * such as objectGUID) are escaped byte by byte.
+ */
 export function escapeFilterValue(value: string | Buffer): string {
-  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  let out = '';
-  for (const byte of bytes) {
-    // Escape the four specials plus NUL; escape non-ASCII bytes too so the filter stays ASCII.
-    if (byte === 0x2a || byte === 0x28 || byte === 0x29 || byte === 0x5c || byte === 0x00 || byte >= 0x80) {
-      out += `\\${byte.toString(16).padStart(2, '0')}`;
-    } else {
-      out += String.fromCharCode(byte);
-    }
-  }
-  return out;
+  if (typeof value !== 'string') return [...value].map((b) => `\\${b.toString(16).padStart(2, '0')}`).join('');
+  return value.replace(/[*()\\\0]/g, (ch) => `\\${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Escapes an attribute value for use in a DN's RDN (RFC 4514 §2.4). */

@@ -3,7 +3,7 @@
 // cached folder for each run, start `samba` in the foreground on loopback, stop it by pid.
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,7 +222,7 @@ export async function sambaFixture(options: SambaFixtureOptions = {}): Promise<S
   }
   const t0 = Date.now();
   const building = `${dir}.building-${process.pid}`;
-  await rm(building, { recursive: true, force: true });
+  await removeAbandonedBuilds(path.dirname(dir));
   log(`samba fixture ${key}: provisioning`);
   const model = generateDirectory({ users, seed });
   const t1 = Date.now();
@@ -234,6 +234,12 @@ export async function sambaFixture(options: SambaFixtureOptions = {}): Promise<S
   await writeFile(path.join(building, 'nimbus-fixture.json'), JSON.stringify(meta, null, 2));
   await writeFile(path.join(building, 'nimbus-manifest.json'), JSON.stringify(manifest, null, 1));
   await rm(dir, { recursive: true, force: true });
+  // Older builds of the same size and seed (other generator version or sources) are dead weight.
+  for (const name of await readdir(path.dirname(dir))) {
+    if (name !== key && name.endsWith(`-u${users}-s${seed}`) && name.startsWith('samba-g')) {
+      await rm(path.join(path.dirname(dir), name), { recursive: true, force: true });
+    }
+  }
   // Rename is atomic: a concurrent reader sees either no fixture or a complete one.
   await rename(building, dir);
   return {
@@ -242,6 +248,17 @@ export async function sambaFixture(options: SambaFixtureOptions = {}): Promise<S
     built: true,
     timings: { generateMs: t1 - t0, provisionMs: t2 - t1, seedMs: t3 - t2, totalMs: Date.now() - t0 },
   };
+}
+
+/** Removes half-built fixtures whose builder process is gone (killed by a test timeout, ^C). */
+async function removeAbandonedBuilds(parent: string): Promise<void> {
+  await mkdir(parent, { recursive: true });
+  for (const name of await readdir(parent)) {
+    const m = /\.building-(\d+)$/.exec(name);
+    if (m && (Number(m[1]) === process.pid || !pidAlive(Number(m[1])))) {
+      await rm(path.join(parent, name), { recursive: true, force: true });
+    }
+  }
 }
 
 /** Copies a cached fixture into a fresh temporary folder and points its smb.conf there. */
@@ -281,12 +298,18 @@ async function stopLeftover(log: (msg: string) => void): Promise<void> {
     return;
   }
   if (pidAlive(prev.pid)) {
-    const cmd = await readFile(`/proc/${prev.pid}/cmdline`, 'utf8').catch(() => '');
     // Only if that pid still is the samba we started on that folder (pids get reused).
-    if (cmd.includes(path.join(prev.dir, 'etc', 'smb.conf'))) {
+    // Samba rewrites its command line ("samba: root process"), so check exe and cwd instead.
+    const exe = await readlink(`/proc/${prev.pid}/exe`).catch(() => '');
+    const cwd = await readlink(`/proc/${prev.pid}/cwd`).catch(() => '');
+    if (path.basename(exe) === 'samba' && cwd === prev.dir) {
       log(`samba: stopping leftover pid ${prev.pid} from an earlier run`);
       await stopPid(prev.pid);
     }
+  }
+  // Its throwaway copy too (only our own temporary copies, never a cache folder).
+  if (path.basename(prev.dir).startsWith('nimbus-samba-') && path.dirname(prev.dir) === os.tmpdir()) {
+    await rm(prev.dir, { recursive: true, force: true });
   }
   await rm(RUN_FILE(), { force: true });
 }

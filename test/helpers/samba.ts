@@ -27,6 +27,8 @@ export interface SambaSuiteOptions {
   seed?: number;
 }
 
+const SETUP_TIMEOUT_MS = 600_000;
+
 export const DEFAULT_TEST_USERS = Number(process.env.NIMBUS_TEST_USERS ?? 2000);
 
 /** Starts a Samba AD DC for this suite and returns it once `beforeAll` has run. */
@@ -63,12 +65,13 @@ export async function startSambaDirectory(options: SambaSuiteOptions = {}): Prom
  */
 export function useSamba(options: SambaSuiteOptions = {}): () => TestDirectory {
   let dir: (TestDirectory & { stop(): Promise<void> }) | undefined;
+  // Building an uncached fixture takes ~15 s at 2000 users, more for big ones: give it time.
   beforeAll(async () => {
     dir = await startSambaDirectory(options);
-  });
+  }, SETUP_TIMEOUT_MS);
   afterAll(async () => {
     await dir?.stop();
-  });
+  }, 60_000);
   return () => {
     if (!dir) throw new Error('useSamba(): the Samba directory is not running; read it inside a test, not at collection time');
     return dir;
