@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.nimbus/**', 'coverage/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.nimbus/**', 'coverage/**', 'bench/results/**', '.scratch/**', '.tmp/**', '.test-data/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
