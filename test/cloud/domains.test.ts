@@ -38,17 +38,6 @@ async function txtRecordOf(token: string, domain: string): Promise<string> {
   return rec.text as string;
 }
 
-/** Adds and verifies a domain in a tenant through Graph, publishing its record first. */
-async function addVerified(token: string, domain: string) {
-  const add = await cloud.graph(token, 'domains', { method: 'POST', body: { id: domain } });
-  expect(add.status).toBe(201);
-  if (add.body.isVerified) return;
-  dns.publish(domain, await txtRecordOf(token, domain));
-  const v = await cloud.graph(token, `domains/${domain}/verify`, { method: 'POST' });
-  expect(v.status).toBe(200);
-  expect(v.body.isVerified).toBe(true);
-}
-
 async function tokenAt(tenantRef: string, creds: { clientId: string; clientSecret: string }) {
   const res = await cloud.app.inject({
     method: 'POST',

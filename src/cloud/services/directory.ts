@@ -3,7 +3,7 @@
 // directory roles (Global Administrator and friends) and their members.
 import { sql } from 'kysely';
 import { DAY_MS } from '../../shared/clock.ts';
-import { badRequest, notFound } from '../../shared/errors.ts';
+import { badRequest, notFound, type NimbusError } from '../../shared/errors.ts';
 import { asciiLower } from '../../shared/upn.ts';
 import { parseSelect, toGraph, type ObjectType } from '../model/properties.ts';
 import { recordAudit } from './audit.ts';
@@ -88,18 +88,24 @@ export function createDirectoryService(deps: Deps) {
         mail: d.row.mail as string | null,
         proxyAddresses: JSON.parse(d.row.proxy_addresses as string) as string[],
       });
+      // The failure is audited after the transaction has rolled back: writing through `db`
+      // inside it would wait for the transaction's own connection (a deadlock on SQLite).
+      let refused: NimbusError | undefined;
       await db.transaction().execute(async (trx) => {
         const conflicts = await findConflicts(trx, actor.tenantId, d.row.id as string, claims);
         if (conflicts[0]) {
-          const err = conflictError(conflicts[0]);
-          await recordAudit(db, deps, actor, { category: d.type === 'user' ? 'UserManagement' : 'GroupManagement', activity: `Restore ${d.type}`, operationType: 'Restore', result: 'failure', reason: err.message, targets: [target] });
-          throw err;
+          refused = conflictError(conflicts[0]);
+          return;
         }
         const seq = await nextSeq(trx, actor.tenantId);
         await trx.updateTable(tableOf(d.type)).set({ deleted_at: null, seq }).where('tenant_id', '=', actor.tenantId).where('id', '=', d.row.id as string).execute();
         if (claims.length) await trx.insertInto('addresses').values(claims.map((c) => ({ tenant_id: actor.tenantId, address: c.address, object_id: d.row.id as string }))).execute();
         await recordAudit(trx, deps, actor, { category: d.type === 'user' ? 'UserManagement' : 'GroupManagement', activity: `Restore ${d.type}`, operationType: 'Restore', result: 'success', targets: [target] });
       });
+      if (refused) {
+        await recordAudit(db, deps, actor, { category: d.type === 'user' ? 'UserManagement' : 'GroupManagement', activity: `Restore ${d.type}`, operationType: 'Restore', result: 'failure', reason: refused.message, targets: [target] });
+        throw refused;
+      }
       return { '@odata.type': `#microsoft.graph.${d.type}`, ...toGraph({ ...d.row, deleted_at: null }, parseSelect(d.type, undefined)) };
     },
 

@@ -108,7 +108,13 @@ export function refId(ref: unknown, property = '@odata.id'): string {
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > 2048)
     throw new NimbusError('bad_request', 'Request_BadRequest', `Invalid reference: '${property}' must be a URL like https://graph.microsoft.com/v1.0/directoryObjects/{id}.`, { target: property });
   const last = raw.replace(/\/+$/, '').split('/').pop() ?? '';
-  const m = /^(?:[A-Za-z]+\(')?([^'()]+)(?:'\))?$/.exec(decodeURIComponent(last));
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(last);
+  } catch {
+    throw new NimbusError('bad_request', 'Request_BadRequest', `Invalid reference: '${raw}' has a malformed %-escape.`, { target: property });
+  }
+  const m = /^(?:[A-Za-z]+\(')?([^'()]+)(?:'\))?$/.exec(decoded);
   if (!m) throw new NimbusError('bad_request', 'Request_BadRequest', `Invalid reference: cannot find an object id in '${raw}'.`, { target: property });
   return m[1]!.toLowerCase();
 }

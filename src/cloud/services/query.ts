@@ -210,21 +210,24 @@ export async function listObjects(db: Db, tenantId: string, type: ObjectType, q:
   };
 
   const cols = columnsFor(select, order ? [order.prop.column!] : []);
-  let qb = base().select(cols.map((c) => sql.ref(c).as(c)));
+  // Names sort case-insensitively, as in Graph (and identically on SQLite and PostgreSQL,
+  // whose default collations differ). The sort key is read back from SQL for the skiptoken.
+  const orderKey = order ? colExpr(order.prop) : undefined;
+  let qb = base().select([...cols.map((c) => sql.ref(c).as(c)), ...(orderKey ? [sql<string>`${orderKey}`.as('_order_key')] : [])]);
   if (q.skiptoken !== undefined) {
     const t = unb64<SkipToken>(q.skiptoken, '$skiptoken');
-    if (typeof t?.id !== 'string') throw badRequest('Invalid $skiptoken: the token is malformed. Start again from the first page.', '$skiptoken');
-    if (order) {
-      const col = sql.ref(order.prop.column!);
+    if (typeof t?.id !== 'string' || (t.v !== undefined && t.v !== null && typeof t.v !== 'string'))
+      throw badRequest('Invalid $skiptoken: the token is malformed. Start again from the first page.', '$skiptoken');
+    if (order && orderKey) {
       const op = sql.raw(order.desc ? '<' : '>');
-      qb = qb.where(sql<SqlBool>`(${col} ${op} ${t.v ?? ''} or (${col} = ${t.v ?? ''} and id ${op} ${t.id}))`);
+      qb = qb.where(sql<SqlBool>`(${orderKey} ${op} ${t.v ?? ''} or (${orderKey} = ${t.v ?? ''} and id ${op} ${t.id}))`);
     } else {
       qb = qb.where('id', '>', t.id);
     }
   }
-  if (order) {
+  if (order && orderKey) {
     const dir = order.desc ? 'desc' : 'asc';
-    qb = qb.orderBy(sql.ref(order.prop.column!), dir).orderBy('id', dir);
+    qb = qb.orderBy(orderKey, dir).orderBy('id', dir);
   } else {
     qb = qb.orderBy('id', 'asc');
   }
@@ -234,7 +237,7 @@ export async function listObjects(db: Db, tenantId: string, type: ObjectType, q:
   const result: Page = { items: page.map((r) => toGraph(r, select)) };
   if (more) {
     const last = page[page.length - 1]!;
-    result.nextSkiptoken = b64(order ? { v: last[order.prop.column!] as string, id: last.id as string } : { id: last.id as string });
+    result.nextSkiptoken = b64(orderKey ? { v: last._order_key as string, id: last.id as string } : { id: last.id as string });
   }
   if (q.count) {
     const c = await base().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
@@ -292,6 +295,8 @@ export async function deltaPage(db: Db, tenantId: string, type: ObjectType, p: D
     st = unb64<DeltaState>(token, p.skiptoken !== undefined ? '$skiptoken' : '$deltatoken');
     if (st?.t !== tenantId || st.o !== type || typeof st.s !== 'number' || typeof st.i !== 'string')
       throw badRequest('Invalid delta token: it does not belong to this tenant and resource. Start a new delta round without a token.', '$deltatoken');
+    if (typeof st.at !== 'number' || typeof st.from !== 'number' || typeof st.init !== 'boolean' || (st.sel !== undefined && typeof st.sel !== 'string'))
+      throw badRequest('Invalid delta token: the token is malformed. Start a new delta round without a token.', '$deltatoken');
     if (p.now.getTime() - st.at > p.tokenDays * 86_400_000)
       throw new NimbusError('gone', 'syncStateNotFound', `The delta token has expired (it is older than ${p.tokenDays} days). Start a new delta round without a token to get a full resync.`);
     if (p.deltatoken !== undefined) st = { ...st, from: st.s, init: false, at: p.now.getTime() };

@@ -40,6 +40,8 @@ function validate(body: unknown): BatchItem[] {
     if (!METHODS.includes(method)) throw badRequest(`Invalid batch: request '${o.id}' has method '${String(o.method)}'; use one of ${METHODS.join(', ')}.`, 'method');
     if (typeof o.url !== 'string' || o.url === '' || /^[a-z]+:\/\//i.test(o.url))
       throw badRequest(`Invalid batch: request '${o.id}' needs a relative 'url' such as /users/{id}.`, 'url');
+    // Dot segments would let the URL climb out of /v1.0 once normalised.
+    if (/(^|\/)(\.|%2e){1,2}(\/|\?|$)/i.test(o.url)) throw badRequest(`Invalid batch: the url of request '${o.id}' contains '.' or '..' segments; give the plain Graph path.`, 'url');
     if (/^\/?(v1\.0\/)?\$batch/i.test(o.url)) throw badRequest(`Invalid batch: request '${o.id}' is itself a batch; batches cannot be nested.`, 'url');
     if (o.headers !== undefined && (typeof o.headers !== 'object' || o.headers === null)) throw badRequest(`Invalid batch: 'headers' of request '${o.id}' must be an object.`, 'headers');
     if (o.body !== undefined && !['POST', 'PATCH', 'PUT'].includes(method)) throw badRequest(`Invalid batch: request '${o.id}' is a ${method} and cannot have a body.`, 'body');
