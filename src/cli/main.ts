@@ -5,6 +5,7 @@ import { appCommands } from './app.ts';
 import { dirsyncCommands } from './dirsync.ts';
 import { domainCommands } from './domain.ts';
 import { serveCommands } from './serve.ts';
+import { syncCommands } from './sync.ts';
 import { tenantCommands } from './tenant.ts';
 
 const program = new Command('nimbus')
@@ -23,5 +24,6 @@ domainCommands(program);
 appCommands(program);
 dirsyncCommands(program);
 adminCommands(program);
+syncCommands(program);
 
 await program.parseAsync(process.argv);

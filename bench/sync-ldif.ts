@@ -1,0 +1,147 @@
+// Benchmark: full sync of a generated AD-flavoured LDIF (default 100k users + 5k groups) into
+// a cloud directory, in-process and over HTTP. Each sync runs in its own child process so
+// peak RSS (process.resourceUsage().maxRSS) is the sync's own. Prints figures and appends
+// them to bench/results/sync-ldif.jsonl; never asserts on time.
+// Usage: node --import tsx bench/sync-ldif.ts [--users N] [--groups N] [--seed S]
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { adLdif, ldifLine } from '../scripts/generator/ldif.ts';
+import { dnOf, generateDirectory } from '../scripts/generator/model.ts';
+import { startCloud, type TestCloud } from '../test/helpers/cloud.ts';
+import { syncTenant, writeConfig, writeLdif } from '../test/sync/helpers.ts';
+import { openSyncAgent } from '../src/sync/agent.ts';
+import { loadSyncConfig } from '../src/sync/config.ts';
+import { createInProcessExporter } from '../src/sync/engine/exporter-inprocess.ts';
+import type { Phase } from '../src/sync/engine/run.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const RESULTS = path.join(HERE, 'results', 'sync-ldif.jsonl');
+const SELF = fileURLToPath(import.meta.url);
+
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '100000' },
+    groups: { type: 'string', default: '5000' },
+    seed: { type: 'string', default: '1' },
+    // Internal: the child process roles.
+    child: { type: 'string' },
+    ldif: { type: 'string' },
+    config: { type: 'string' },
+    dir: { type: 'string' },
+  },
+});
+
+/** The generator's directory plus `groups` extra groups of 20 users each (the generator makes ~25). */
+async function generate(file: string, users: number, groups: number, seed: number): Promise<number> {
+  const model = generateDirectory({ users, seed });
+  await writeLdif(file, adLdif(model));
+  const extra = Math.max(0, groups - model.groupList.length);
+  const dns = model.userList.filter((u) => u.key.startsWith('u')).map((u) => dnOf(u));
+  const chunks: string[] = [];
+  for (let i = 0; i < extra; i++) {
+    const guid = createHash('sha1').update(`bench-group-${seed}-${i}`).digest().subarray(0, 16);
+    const lines = [`dn: CN=Bench Group ${i},OU=Groups,${model.rootOU}`, 'objectClass: top', 'objectClass: group', `cn: Bench Group ${i}`, `sAMAccountName: bench-g${i}`, 'groupType: -2147483646'];
+    for (let m = 0; m < 20; m++) lines.push(ldifLine('member', dns[(i * 7919 + m * 104729) % dns.length]!));
+    lines.push(ldifLine('objectGUID', guid));
+    chunks.push(`${lines.join('\n')}\n\n`);
+  }
+  await writeLdif(`${file}.groups`, chunks);
+  execFileSync('sh', ['-c', `cat "${file}.groups" >> "${file}" && rm "${file}.groups"`]);
+  return model.userList.length + model.groupList.length + extra;
+}
+
+interface Figures {
+  mode: string;
+  seconds: number;
+  objectsPerSecond: number;
+  peakRssMB: number;
+  phases: Partial<Record<Phase, number>>;
+  counts: unknown;
+  status: string;
+}
+
+/** Child: one full sync; the in-process child hosts its own cloud directory. */
+async function child(mode: 'inprocess' | 'http'): Promise<void> {
+  const phases: Partial<Record<Phase, number>> = {};
+  let current: Phase | undefined;
+  let at = 0;
+  const onProgress = (p: { phase: Phase }) => {
+    if (p.phase === current) return;
+    const t = performance.now();
+    if (current) phases[current] = (phases[current] ?? 0) + (t - at) / 1000;
+    current = p.phase;
+    at = t;
+  };
+  let cloud: TestCloud | undefined;
+  let agentConfig;
+  let exporter;
+  if (mode === 'http') agentConfig = loadSyncConfig({ file: values.config!, env: {} });
+  else {
+    cloud = await startCloud();
+    const t = await syncTenant(cloud, 'bench');
+    agentConfig = (await writeConfig(values.dir!, cloud, t, { ldif: values.ldif!, sync: { deletionThreshold: 500, dataDir: './agent-inprocess' } })).config;
+    exporter = await createInProcessExporter(cloud.svc, 'bench');
+  }
+  const start = performance.now();
+  const agent = await openSyncAgent(agentConfig, exporter ? { exporter } : {});
+  const r = await agent.run({ onProgress });
+  await agent.close();
+  const seconds = (performance.now() - start) / 1000;
+  if (current) phases[current] = (phases[current] ?? 0) + (performance.now() - at) / 1000;
+  const objects = r.counts.adds + r.counts.updates + r.counts.unchanged;
+  const out: Figures = { mode, seconds, objectsPerSecond: Math.round(objects / seconds), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024), phases, counts: r.counts, status: r.status };
+  await cloud?.close();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+async function main(): Promise<void> {
+  if (values.child) return child(values.child as 'inprocess' | 'http');
+  const users = Number(values.users);
+  const groups = Number(values.groups);
+  const seed = Number(values.seed);
+  const dir = path.join(os.tmpdir(), `nimbus-bench-sync-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const ldif = path.join(dir, 'export.ldif');
+  let t = performance.now();
+  const total = await generate(ldif, users, groups, seed);
+  console.log(`generated ${total} entries (${(statSync(ldif).size / 1e6).toFixed(0)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+  const run = (mode: string, extra: string[]): Figures => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', mode, '--ldif', ldif, '--dir', dir, ...extra], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
+    return JSON.parse(out.trim().split('\n').pop()!) as Figures;
+  };
+  const results: Figures[] = [];
+  results.push(run('inprocess', []));
+  // HTTP: the cloud directory lives in this (parent) process, the agent in the child.
+  const cloud = await startCloud();
+  const tenant = await syncTenant(cloud, 'bench');
+  const { file } = await writeConfig(dir, cloud, tenant, { ldif, sync: { dataDir: './agent-http' } });
+  t = performance.now();
+  const pending = new Promise<Figures>((resolve, reject) => {
+    // execFileSync would block this process's event loop, and with it the HTTP server.
+    import('node:child_process')
+      .then(({ execFile }) =>
+        execFile(process.execPath, ['--import', 'tsx', SELF, '--child', 'http', '--config', file, '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+          if (err) reject(new Error(`${err.message}\n${stderr}`));
+          else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Figures);
+        }),
+      )
+      .catch(reject);
+  });
+  results.push(await pending);
+  await cloud.close();
+
+  const record = { at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, users, groups, entries: total, results };
+  for (const r of results) console.log(`${r.mode.padEnd(9)} ${r.status}: ${r.seconds.toFixed(1)} s, ${r.objectsPerSecond} objects/s, peak RSS ${r.peakRssMB} MB, phases ${JSON.stringify(Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
+  mkdirSync(path.dirname(RESULTS), { recursive: true });
+  appendFileSync(RESULTS, `${JSON.stringify(record)}\n`);
+  writeFileSync(path.join(dir, 'done'), '');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();

@@ -1,0 +1,300 @@
+// The sync agent's configuration: one YAML file (./nimbus.yaml or NIMBUS_CONFIG), each
+// setting overridable by a NIMBUS_* environment variable, validated once at start-up.
+import { existsSync, readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { SyncError } from './errors.ts';
+
+/** A secret read from a file or the environment; prints as *** so it never lands in a log. */
+export class Secret {
+  readonly #value: string;
+  readonly source: string;
+  constructor(value: string, source: string) {
+    this.#value = value;
+    this.source = source;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '***';
+  }
+  toJSON(): string {
+    return '***';
+  }
+  [inspect.custom](): string {
+    return `Secret(*** from ${this.source})`;
+  }
+}
+
+/** `60s`, `5m`, `1h`, `500ms` or a number of seconds -> milliseconds. */
+const duration = z.union([z.number().positive(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v * 1000;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `'${v}' is not a duration; write e.g. 60s, 5m or 1h` });
+    return z.NEVER;
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+});
+
+const dnList = z.array(z.string().min(1));
+
+export const sourceSchema = z
+  .object({
+    /** `ad` (LDAP to a domain controller) or `ldif` (an ldifde/ldapsearch export file). Required. */
+    type: z.enum(['ad', 'ldif']),
+    /** ad: `ldap://host:389` or `ldaps://host:636`. */
+    url: z.string().regex(/^ldaps?:\/\//i, 'must start with ldap:// or ldaps://').optional(),
+    /** ad: the account to bind as (DN or UPN). */
+    bindDn: z.string().min(1).optional(),
+    /** ad: file holding the bind password (or env NIMBUS_SOURCE_PASSWORD). */
+    passwordFile: z.string().min(1).optional(),
+    /** Search base; also gives the AD domain DNS name (its DC= parts). ad: required; ldif: optional. */
+    baseDn: z.string().min(1).optional(),
+    /** AD domain DNS name for `<sAMAccountName>@<domain>` UPNs; default: from baseDn's DC= parts. */
+    domain: z.string().min(1).optional(),
+    /** Only objects at or under these DNs are in scope; default: everything under baseDn. */
+    include: dnList.default([]),
+    /** Objects at or under these DNs are out of scope (wins over include). Default: none. */
+    exclude: dnList.default([]),
+    /** An LDAP filter (RFC 4515) an object must match to be in scope, e.g. `(!(department=Temp))`. Default: none. */
+    filter: z.string().min(1).optional(),
+    /** ldif: path of the export file. */
+    path: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const targetSchema = z
+  .object({
+    /** `nimbus`: a Nimbus cloud directory. Default nimbus. */
+    type: z.enum(['nimbus']).default('nimbus'),
+    /** Base URL of the cloud directory, e.g. http://127.0.0.1:8080. Required. */
+    url: z.string().url(),
+    /** Tenant id, name or verified domain. Required. */
+    tenant: z.string().min(1),
+    /** Client id of an app with the sync role (`nimbus app create --role sync`). Required. */
+    clientId: z.string().min(1),
+    /** File holding the app's client secret (or env NIMBUS_TARGET_CLIENT_SECRET). */
+    clientSecretFile: z.string().min(1).optional(),
+    /** PEM file of a private CA to trust when the cloud directory serves HTTPS with its own certificate. Default: system CAs. */
+    caFile: z.string().min(1).optional(),
+    /** Objects per export batch, 1-500 (the cloud's limit). Default 500. */
+    batchSize: z.number().int().min(1).max(500).default(500),
+  })
+  .strict();
+
+export const runSchema = z
+  .object({
+    /** Time between cycles of `nimbus agent` (issue 6). Default 60s. */
+    interval: duration.default(60_000),
+    /** A run that would delete more objects than this exports nothing and stops (exit 3). Default 500. */
+    deletionThreshold: z.number().int().nonnegative().default(500),
+    /** Import and compute, export nothing. Refused until staging mode lands (issue 6). Default false. */
+    staging: z.boolean().default(false),
+    /** Folder of the agent's own data (connector space). Default `.nimbus-agent` beside the config file. */
+    dataDir: z.string().min(1).default('.nimbus-agent'),
+  })
+  .strict();
+
+/** Cloud attribute -> JSONata expression over the source entry; null drops the default flow. */
+const flowMap = z.record(z.string(), z.string().min(1).nullable()).default({});
+
+export const mappingSchema = z
+  .object({
+    /** Overrides of the default user flows (see engine/mapping.ts). Default: none. */
+    user: flowMap,
+    /** Overrides of the default group flows. Default: none. */
+    group: flowMap,
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    source: sourceSchema,
+    target: targetSchema,
+    sync: runSchema.default({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: '.nimbus-agent' }),
+    mapping: mappingSchema.default({ user: {}, group: {} }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const need = (cond: boolean, path: string[], message: string) => {
+      if (!cond) ctx.addIssue({ code: 'custom', path, message });
+    };
+    if (c.source.type === 'ad') {
+      need(!!c.source.url, ['source', 'url'], 'is required for source.type ad (e.g. ldap://dc1.corp.example.com:389)');
+      need(!!c.source.bindDn, ['source', 'bindDn'], 'is required for source.type ad (e.g. svc-nimbus@corp.example.com)');
+      need(!!c.source.baseDn, ['source', 'baseDn'], 'is required for source.type ad (e.g. DC=corp,DC=example,DC=com)');
+    }
+    if (c.source.type === 'ldif') need(!!c.source.path, ['source', 'path'], 'is required for source.type ldif: the path of the export file');
+  });
+
+export type RawSyncConfig = z.infer<typeof configSchema>;
+
+/** The validated configuration, with paths made absolute and secrets read. */
+export interface SyncConfig extends RawSyncConfig {
+  /** The file it was read from (or `environment`). */
+  file: string;
+  secrets: { sourcePassword?: Secret; clientSecret?: Secret };
+}
+
+/**
+ * Every environment override, documented in one place (also printed by `nimbus sync --help`).
+ * Lists take `;`-separated DNs because DNs contain commas.
+ */
+export const ENV_OVERRIDES: readonly { env: string; path: string; kind: 'string' | 'number' | 'boolean' | 'list' | 'json' | 'secret'; doc: string }[] = [
+  { env: 'NIMBUS_SOURCE_TYPE', path: 'source.type', kind: 'string', doc: 'ad or ldif' },
+  { env: 'NIMBUS_SOURCE_URL', path: 'source.url', kind: 'string', doc: 'LDAP URL of the domain controller' },
+  { env: 'NIMBUS_SOURCE_BIND_DN', path: 'source.bindDn', kind: 'string', doc: 'account to bind as' },
+  { env: 'NIMBUS_SOURCE_PASSWORD_FILE', path: 'source.passwordFile', kind: 'string', doc: 'file with the bind password' },
+  { env: 'NIMBUS_SOURCE_PASSWORD', path: 'source.password', kind: 'secret', doc: 'the bind password itself (wins over the file)' },
+  { env: 'NIMBUS_SOURCE_BASE_DN', path: 'source.baseDn', kind: 'string', doc: 'search base' },
+  { env: 'NIMBUS_SOURCE_DOMAIN', path: 'source.domain', kind: 'string', doc: 'AD domain DNS name' },
+  { env: 'NIMBUS_SOURCE_INCLUDE', path: 'source.include', kind: 'list', doc: 'DNs in scope, ;-separated' },
+  { env: 'NIMBUS_SOURCE_EXCLUDE', path: 'source.exclude', kind: 'list', doc: 'DNs out of scope, ;-separated' },
+  { env: 'NIMBUS_SOURCE_FILTER', path: 'source.filter', kind: 'string', doc: 'LDAP scope filter' },
+  { env: 'NIMBUS_SOURCE_PATH', path: 'source.path', kind: 'string', doc: 'LDIF file' },
+  { env: 'NIMBUS_TARGET_TYPE', path: 'target.type', kind: 'string', doc: 'nimbus' },
+  { env: 'NIMBUS_TARGET_URL', path: 'target.url', kind: 'string', doc: 'cloud directory base URL' },
+  { env: 'NIMBUS_TARGET_TENANT', path: 'target.tenant', kind: 'string', doc: 'tenant id, name or domain' },
+  { env: 'NIMBUS_TARGET_CLIENT_ID', path: 'target.clientId', kind: 'string', doc: 'client id of the sync app' },
+  { env: 'NIMBUS_TARGET_CLIENT_SECRET_FILE', path: 'target.clientSecretFile', kind: 'string', doc: 'file with the client secret' },
+  { env: 'NIMBUS_TARGET_CLIENT_SECRET', path: 'target.clientSecret', kind: 'secret', doc: 'the client secret itself (wins over the file)' },
+  { env: 'NIMBUS_TARGET_CA_FILE', path: 'target.caFile', kind: 'string', doc: 'PEM CA to trust for HTTPS' },
+  { env: 'NIMBUS_TARGET_BATCH_SIZE', path: 'target.batchSize', kind: 'number', doc: 'objects per export batch (<= 500)' },
+  { env: 'NIMBUS_SYNC_INTERVAL', path: 'sync.interval', kind: 'string', doc: 'cycle interval, e.g. 60s' },
+  { env: 'NIMBUS_SYNC_DELETION_THRESHOLD', path: 'sync.deletionThreshold', kind: 'number', doc: 'max deletes per run' },
+  { env: 'NIMBUS_SYNC_STAGING', path: 'sync.staging', kind: 'boolean', doc: 'true/false' },
+  { env: 'NIMBUS_SYNC_DATA_DIR', path: 'sync.dataDir', kind: 'string', doc: 'agent data folder' },
+  { env: 'NIMBUS_MAPPING', path: 'mapping', kind: 'json', doc: 'attribute flow overrides as JSON, {"user":{...},"group":{...}}' },
+];
+
+export const DEFAULT_CONFIG_FILE = 'nimbus.yaml';
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let o = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = o[k];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]!] = value;
+}
+
+/** Reads a secret file (first line kept whole, trailing newline dropped); never echoes its content. */
+function readSecretFile(path: string, field: string, file: string): Secret {
+  let s: string;
+  try {
+    s = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new SyncError('SecretUnreadable', `${file}: ${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}). Create the file with the secret, readable by this user only (chmod 600).`);
+  }
+  if (!s) throw new SyncError('SecretUnreadable', `${file}: ${field}: the file ${path} is empty; put the secret in it.`);
+  return new Secret(s, path);
+}
+
+export interface LoadOptions {
+  /** --config; else NIMBUS_CONFIG; else ./nimbus.yaml. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Loads, overrides, validates and resolves the configuration; throws SyncError naming file and field. */
+export function loadSyncConfig(opts: LoadOptions = {}): SyncConfig {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const explicit = opts.file ?? env.NIMBUS_CONFIG;
+  const file = resolve(cwd, explicit ?? DEFAULT_CONFIG_FILE);
+  let raw: Record<string, unknown> = {};
+  let label = file;
+  if (existsSync(file)) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(file, 'utf8'));
+    } catch (err) {
+      const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+      throw new SyncError('ConfigInvalid', `${file}: not valid YAML${where}: ${(err as Error).message.split('\n')[0]}. Fix the syntax (indentation, quotes around values with ':' or '#').`);
+    }
+    if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc)))
+      throw new SyncError('ConfigInvalid', `${file}: the file must be a mapping with source:, target: and sync: sections.`);
+    raw = (doc ?? {}) as Record<string, unknown>;
+  } else if (explicit || !env.NIMBUS_SOURCE_TYPE) {
+    throw new SyncError(
+      'ConfigNotFound',
+      `No sync configuration at ${file}. Create it (see docs/sync.md for an example with source:, target: and sync:), or pass --config FILE / set NIMBUS_CONFIG.`,
+    );
+  } else {
+    label = 'environment';
+  }
+
+  const secrets: SyncConfig['secrets'] = {};
+  for (const o of ENV_OVERRIDES) {
+    const v = env[o.env];
+    if (v === undefined || v === '') continue;
+    const bad = (what: string) => new SyncError('ConfigInvalid', `${o.env}: ${what} (it overrides ${o.path} from ${label}).`);
+    if (o.kind === 'secret') {
+      if (o.path === 'source.password') secrets.sourcePassword = new Secret(v, o.env);
+      else secrets.clientSecret = new Secret(v, o.env);
+    } else if (o.kind === 'number') {
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw bad(`'${v}' is not a number`);
+      setPath(raw, o.path, n);
+    } else if (o.kind === 'boolean') {
+      if (!/^(true|false|1|0)$/i.test(v)) throw bad(`'${v}' must be true or false`);
+      setPath(raw, o.path, /^(true|1)$/i.test(v));
+    } else if (o.kind === 'list') {
+      setPath(raw, o.path, v.split(';').map((s) => s.trim()).filter(Boolean));
+    } else if (o.kind === 'json') {
+      try {
+        setPath(raw, o.path, JSON.parse(v));
+      } catch {
+        throw bad('is not valid JSON');
+      }
+    } else setPath(raw, o.path, v);
+  }
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.slice(0, 5).map((i) => {
+      const field = i.path.join('.') || '(top level)';
+      const keys = i.code === 'unrecognized_keys' ? `unknown setting(s) ${i.keys.join(', ')}; check the spelling against docs/sync.md` : i.message;
+      return `${field}: ${keys}`;
+    });
+    throw new SyncError('ConfigInvalid', `${label}: invalid sync configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  if (c.sync.staging)
+    throw new SyncError('StagingNotSupported', `${label}: sync.staging: true is not supported yet (staging mode arrives with the sync-operations work, issue 6). Set sync.staging: false to run; nothing was imported or exported.`);
+
+  // Relative paths are relative to the config file, so the agent runs the same from any folder.
+  const base = label === 'environment' ? cwd : dirname(file);
+  const abs = (p: string | undefined) => (p === undefined ? undefined : isAbsolute(p) ? p : resolve(base, p));
+  const source = { ...c.source, path: abs(c.source.path), passwordFile: abs(c.source.passwordFile) };
+  const target = { ...c.target, clientSecretFile: abs(c.target.clientSecretFile), caFile: abs(c.target.caFile) };
+  if (source.type === 'ad' && !secrets.sourcePassword) {
+    if (!source.passwordFile) throw new SyncError('ConfigInvalid', `${label}: source.passwordFile: is required for source.type ad (or set NIMBUS_SOURCE_PASSWORD).`);
+    secrets.sourcePassword = readSecretFile(source.passwordFile, 'source.passwordFile', label);
+  }
+  if (!secrets.clientSecret) {
+    if (!target.clientSecretFile) throw new SyncError('ConfigInvalid', `${label}: target.clientSecretFile: is required (a file holding the sync app's client secret), or set NIMBUS_TARGET_CLIENT_SECRET.`);
+    secrets.clientSecret = readSecretFile(target.clientSecretFile, 'target.clientSecretFile', label);
+  }
+  if (target.caFile && !existsSync(target.caFile))
+    throw new SyncError('ConfigInvalid', `${label}: target.caFile: ${target.caFile} does not exist. Point it at the PEM certificate of the CA that signed the cloud directory's certificate.`);
+  return { ...c, source, target, sync: { ...c.sync, dataDir: abs(c.sync.dataDir)! }, file: label, secrets };
+}
+
+/** The AD domain DNS name from a base DN's DC= parts: DC=corp,DC=example,DC=com -> corp.example.com. */
+export function domainOfBaseDn(baseDn: string | undefined): string | undefined {
+  if (!baseDn) return undefined;
+  const parts = baseDn
+    .split(',')
+    .map((p) => /^\s*dc=(.+?)\s*$/i.exec(p)?.[1])
+    .filter((p): p is string => !!p);
+  return parts.length ? parts.join('.').toLowerCase() : undefined;
+}

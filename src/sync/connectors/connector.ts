@@ -1,0 +1,47 @@
+// The one interface every source connector (LDIF file, AD over LDAP, later generic LDAP)
+// implements: stream entries as an async iterator; the engine does scope, mapping and diffing.
+
+/** A binary attribute value (objectGUID, objectSid, ...) is a Buffer; everything else text. */
+export type LdapValue = string | Buffer;
+
+/** One directory entry as the source holds it; attribute names keep the source's spelling. */
+export interface SourceEntry {
+  dn: string;
+  attributes: Record<string, LdapValue[]>;
+}
+
+/**
+ * An entry that could not be read. The engine records it as a per-object error and, because
+ * it cannot know which object it was, withholds deletions for that run.
+ */
+export interface SourceEntryError {
+  error: string;
+  dn?: string;
+  /** Where in the source (e.g. `file.ldif:120`). */
+  location?: string;
+}
+
+export type ImportItem = SourceEntry | SourceEntryError;
+
+export const isEntryError = (i: ImportItem): i is SourceEntryError => 'error' in i;
+
+/** A change from a delta import: a new or changed entry, or a deletion keyed by objectGUID (base64). */
+export type DeltaChange = { kind: 'upsert'; entry: SourceEntry } | { kind: 'delete'; objectGuid: string; dn?: string };
+
+export interface DeltaImport {
+  changes: AsyncIterable<DeltaChange>;
+  /** The watermark to persist once every change above is safely staged. */
+  watermark(): string;
+}
+
+export interface SourceConnector {
+  /** Connector kind, e.g. `ldif`, `ad`. */
+  readonly kind: string;
+  /** What is read (file, server + base DN); a different identity starts a fresh connector space. */
+  readonly identity: string;
+  /** Every entry of the source. Throws SyncError when the source cannot be read at all. */
+  fullImport(signal?: AbortSignal): AsyncIterable<ImportItem>;
+  /** Changes since `watermark`; connectors without it (LDIF) always run full imports. */
+  deltaImport?(watermark: string, signal?: AbortSignal): DeltaImport;
+  close(): Promise<void>;
+}

@@ -1,0 +1,110 @@
+// The HTTP exporter: OAuth2 client credentials at /{tenant}/oauth2/v2.0/token, then
+// POST /sync/v1/objects; trusts target.caFile through an undici Agent, retries 429 and 5xx
+// (honouring Retry-After) and network errors with capped exponential backoff.
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, fetch, type Response } from 'undici';
+import type { Secret } from '../config.ts';
+import { SyncError } from '../errors.ts';
+import type { Exporter, SyncItem, SyncResult } from './exporter.ts';
+
+export interface HttpExporterOptions {
+  url: string;
+  tenant: string;
+  clientId: string;
+  clientSecret: Secret;
+  caFile?: string;
+  /** Attempts per request for 429 / 5xx / network errors. Default 6. */
+  maxAttempts?: number;
+  /** First backoff delay; doubles per attempt, capped at 15 s. Default 250 ms. */
+  backoffMs?: number;
+  /** Per-request timeout. Default 120 s (a 500-object batch with large groups takes a while). */
+  timeoutMs?: number;
+}
+
+interface GraphError {
+  error?: { code?: string; message?: string };
+  error_description?: string;
+}
+
+export function createHttpExporter(o: HttpExporterOptions): Exporter {
+  const base = o.url.replace(/\/+$/, '');
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, ...(o.caFile ? { connect: { ca: readFileSync(o.caFile, 'utf8') } } : {}) });
+  const maxAttempts = o.maxAttempts ?? 6;
+  const backoff = o.backoffMs ?? 250;
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  let token: { value: string; until: number } | undefined;
+
+  /** One request with retries; returns the final response (any status that is not retried). */
+  async function send(url: string, init: { method: string; headers: Record<string, string>; body: string }): Promise<Response> {
+    let lastErr: unknown;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      let res: Response | undefined;
+      try {
+        res = await fetch(url, { ...init, dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+      } catch (err) {
+        lastErr = err;
+      }
+      if (res && res.status !== 429 && res.status < 500) return res;
+      let wait = Math.min(15_000, backoff * 2 ** (attempt - 1));
+      if (res) {
+        const ra = Number(res.headers.get('retry-after'));
+        if (Number.isFinite(ra) && ra > 0) wait = Math.min(60_000, ra * 1000);
+        lastErr = new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
+        if (attempt === maxAttempts) return res;
+      }
+      if (attempt < maxAttempts) await sleep(wait);
+    }
+    const cause = lastErr as { message?: string; cause?: { code?: string; message?: string } } | undefined;
+    const detail = cause?.cause?.code ?? cause?.cause?.message ?? cause?.message ?? String(lastErr);
+    throw new SyncError('TargetUnreachable', `Cannot reach the cloud directory at ${base} (${detail}) after ${maxAttempts} attempts. Check target.url, that the server runs, and target.caFile for a private certificate.`, { cause: lastErr });
+  }
+
+  async function errorOf(res: Response): Promise<GraphError> {
+    try {
+      return (await res.json()) as GraphError;
+    } catch {
+      return {};
+    }
+  }
+
+  async function accessToken(force = false): Promise<string> {
+    if (!force && token && token.until > Date.now()) return token.value;
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: o.clientId, client_secret: o.clientSecret.reveal(), scope: 'https://graph.microsoft.com/.default' });
+    const res = await send(`${base}/${encodeURIComponent(o.tenant)}/oauth2/v2.0/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body.toString() });
+    if (!res.ok) {
+      const e = await errorOf(res);
+      throw new SyncError('TargetAuthFailed', `The cloud directory refused the sync app's credentials (HTTP ${res.status}): ${e.error_description ?? JSON.stringify(e.error) ?? ''}. Check target.tenant, target.clientId and the client secret file.`);
+    }
+    const t = (await res.json()) as { access_token: string; expires_in: number };
+    // Renew a minute early so a long run never sends an expired token.
+    token = { value: t.access_token, until: Date.now() + Math.max(0, t.expires_in - 60) * 1000 };
+    return token.value;
+  }
+
+  async function post(items: SyncItem[]): Promise<SyncResult[]> {
+    const body = JSON.stringify({ objects: items });
+    for (let auth = 0; auth < 2; auth++) {
+      const res = await send(`${base}/sync/v1/objects`, { method: 'POST', headers: { authorization: `Bearer ${await accessToken(auth > 0)}`, 'content-type': 'application/json' }, body });
+      if (res.ok) return ((await res.json()) as { results: SyncResult[] }).results;
+      const e = await errorOf(res);
+      const msg = e.error?.message ?? `HTTP ${res.status}`;
+      if (res.status === 401 && auth === 0) continue;
+      if (e.error?.code === 'DirectorySyncNotActivated') throw new SyncError('DirectorySyncNotActivated', msg);
+      if (res.status === 401 || res.status === 403) throw new SyncError('TargetAuthFailed', `${msg} (target.clientId ${o.clientId} needs an app with the sync role: nimbus app create --role sync).`);
+      throw new SyncError('TargetRefused', `The cloud directory refused the export (HTTP ${res.status}): ${msg}`);
+    }
+    throw new SyncError('TargetAuthFailed', 'The cloud directory kept refusing the access token; check the clock and the app.');
+  }
+
+  return {
+    identity: `${base}|${o.tenant.toLowerCase()}`,
+    async check() {
+      await post([]);
+    },
+    export: post,
+    async close() {
+      await dispatcher.close();
+    },
+  };
+}

@@ -1,0 +1,457 @@
+// One sync run: import (stream the source into the connector space) -> sync (compute the
+// desired cloud values of what changed) -> export (send only the difference, in batches,
+// marking each object exported only after the cloud confirmed it). Every step persists its
+// progress, so a killed run and a rerun reach the same end state.
+import { createHash } from 'node:crypto';
+import type { Statement } from 'better-sqlite3';
+import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-service.ts';
+import { isEntryError, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
+import { SyncError, type SyncErrorCode } from '../errors.ts';
+import type { Exporter } from './exporter.ts';
+import type { Mapper, StagedEntry } from './mapping.ts';
+import { first, normalizeDn, objectTypeOf, scopeOf, values, type ObjectType, type ScopeRules } from './scope.ts';
+import type { ConnectorSpace, ObjectRow } from './space.ts';
+
+export interface Engine {
+  space: ConnectorSpace;
+  connector: SourceConnector;
+  exporter: Exporter;
+  scope: ScopeRules;
+  mapper: Mapper;
+  /** More pending deletes than this: export nothing, stop (AD Connect default 500). */
+  deletionThreshold: number;
+  /** Objects per export batch, <= 500. */
+  batchSize: number;
+  now?: () => Date;
+}
+
+export type Phase = 'check' | 'import' | 'sync' | 'export';
+
+export interface Progress {
+  phase: Phase;
+  done: number;
+  total?: number;
+  /** Objects per second in this phase so far. */
+  rate: number;
+}
+
+export interface RunOptions {
+  /** Recompute every object's desired values (after rule changes); exports still send only differences. */
+  full?: boolean;
+  onProgress?: (p: Progress) => void;
+  /**
+   * Test hook, called after the cloud confirmed export batch `n` (1-based) and before the
+   * connector space records it: the worst moment for a crash. Throwing here simulates one.
+   */
+  onBatchApplied?: (n: number) => void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+export type RunStatus = 'success' | 'completed-with-errors' | 'stopped-deletion-threshold-exceeded' | 'failed';
+
+export interface RunCounts {
+  read: number;
+  users: number;
+  groups: number;
+  inScope: number;
+  outOfScope: number;
+  /** Entries that are neither users nor groups (OUs, computers, contacts). */
+  ignored: number;
+  adds: number;
+  updates: number;
+  deletes: number;
+  unchanged: number;
+  /** Per-object errors (import, mapping, export). */
+  errors: number;
+  /** Objects exported with a provisioning error (duplicate attribute, kept by the cloud). */
+  provisioningErrors: number;
+  /** Objects still waiting for references that are not in the cloud. */
+  unresolved: number;
+  batches: number;
+}
+
+export interface ObjectError {
+  anchor?: string;
+  dn?: string;
+  phase: 'import' | 'sync' | 'export';
+  message: string;
+}
+
+export interface PendingDelete {
+  anchor: string;
+  type: ObjectType;
+  dn: string;
+  reason: 'deleted-in-source' | 'out-of-scope';
+}
+
+export interface RunReport {
+  runId: number;
+  status: RunStatus;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  counts: RunCounts;
+  /** The first 1000 per-object errors (all are on the objects in the connector space). */
+  errors: ObjectError[];
+  /** When stopped by the deletion threshold: every delete the run would have made. */
+  pendingDeletes?: PendingDelete[];
+  /** Deletes were not computed because some entries could not be read. */
+  deletesWithheld?: boolean;
+  code?: SyncErrorCode;
+  message?: string;
+}
+
+const hash = (s: string) => createHash('sha1').update(s).digest('base64');
+const MAX_ERRORS = 1000;
+/** Stay under the cloud's 4 MB request body limit with room for JSON framing. */
+const MAX_BATCH_BYTES = 3 * 1024 * 1024;
+
+function anchorOf(e: SourceEntry): string | undefined {
+  const v = first(e, 'mS-DS-ConsistencyGuid') ?? first(e, 'objectGUID');
+  if (v === undefined) return undefined;
+  return (typeof v === 'string' ? Buffer.from(v, 'utf8') : v).toString('base64');
+}
+
+function stage(e: SourceEntry): StagedEntry {
+  const attrs: Record<string, string[]> = {};
+  for (const [k, vs] of Object.entries(e.attributes)) attrs[k] = vs.map((v) => (typeof v === 'string' ? v : v.toString('base64')));
+  return { dn: e.dn, attrs };
+}
+
+export async function runSync(engine: Engine, opts: RunOptions = {}): Promise<RunReport> {
+  const { space, exporter, mapper } = engine;
+  const db = space.sqlite;
+  const now = () => (engine.now ? engine.now() : new Date());
+  const started = now();
+  const counts: RunCounts = { read: 0, users: 0, groups: 0, inScope: 0, outOfScope: 0, ignored: 0, adds: 0, updates: 0, deletes: 0, unchanged: 0, errors: 0, provisioningErrors: 0, unresolved: 0, batches: 0 };
+  const errors: ObjectError[] = [];
+  const fail = (e: ObjectError) => {
+    counts.errors++;
+    if (errors.length < MAX_ERRORS) errors.push(e);
+  };
+  const runId = Number(db.prepare('INSERT INTO runs (kind, started_at, status) VALUES (?, ?, ?)').run(opts.full ? 'full' : 'full-import', started.toISOString(), 'in-progress').lastInsertRowid);
+  let phaseStart = Date.now();
+  let lastTick = 0;
+  const progress = (phase: Phase, done: number, total?: number, force = false) => {
+    if (!opts.onProgress) return;
+    const t = Date.now();
+    if (!force && t - lastTick < 100) return;
+    lastTick = t;
+    opts.onProgress({ phase, done, ...(total !== undefined ? { total } : {}), rate: done / Math.max(0.001, (t - phaseStart) / 1000) });
+  };
+  const startPhase = (phase: Phase) => {
+    phaseStart = Date.now();
+    progress(phase, 0, undefined, true);
+  };
+
+  const finish = (status: RunStatus, extra: Partial<RunReport> = {}): RunReport => {
+    const ended = now();
+    const report: RunReport = { runId, status, startedAt: started.toISOString(), endedAt: ended.toISOString(), durationMs: ended.getTime() - started.getTime(), counts, errors, ...extra };
+    db.prepare('UPDATE runs SET ended_at = ?, status = ?, counts = ?, message = ? WHERE id = ?').run(report.endedAt, status, JSON.stringify(counts), extra.message ?? null, runId);
+    return report;
+  };
+
+  try {
+    // ---- check: fail fast (unreachable, credentials, sync not activated) before reading anything.
+    startPhase('check');
+    await exporter.check();
+    const target = space.getMeta('target');
+    if (target !== exporter.identity) {
+      // Exports to another tenant or server say nothing about this one: export everything again.
+      db.exec("UPDATE objects SET exported = NULL, exported_hash = NULL, cloud_id = NULL, match = NULL, cloud_upn = NULL, unresolved = NULL; DELETE FROM objects WHERE present = 0");
+      space.setMeta('target', exporter.identity);
+    }
+
+    // ---- import
+    startPhase('import');
+    const imp = importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
+    const { topologyChanged, deletesWithheld } = await imp;
+    progress('import', counts.read, counts.read, true);
+
+    // ---- sync
+    startPhase('sync');
+    const rulesChanged = space.getMeta('rules') !== mapper.fingerprint;
+    if (opts.full || rulesChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1').run();
+    else if (topologyChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1 AND has_refs = 1').run();
+    await syncAll(engine, fail, (n) => progress('sync', n), now);
+    space.setMeta('rules', mapper.fingerprint);
+
+    // ---- export
+    startPhase('export');
+    const deleteCount = (db.prepare('SELECT count(*) AS n FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)').get() as { n: number }).n;
+    if (deleteCount > engine.deletionThreshold) {
+      const pendingDeletes: PendingDelete[] = [];
+      for (const r of db.prepare('SELECT anchor, type, dn, present FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0) ORDER BY dn').iterate() as IterableIterator<Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>)
+        pendingDeletes.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
+      return finish('stopped-deletion-threshold-exceeded', {
+        pendingDeletes,
+        ...(deletesWithheld ? { deletesWithheld } : {}),
+        message: `This run would delete ${deleteCount} objects in the cloud, more than sync.deletionThreshold (${engine.deletionThreshold}); nothing was exported. If the deletions are intended, raise sync.deletionThreshold (or NIMBUS_SYNC_DELETION_THRESHOLD) for one run.`,
+      });
+    }
+    await exportAll(engine, opts, counts, fail, (n, total) => progress('export', n, total), now);
+    progress('export', counts.adds + counts.updates + counts.deletes + counts.unchanged, undefined, true);
+    const status: RunStatus = counts.errors > 0 ? 'completed-with-errors' : 'success';
+    return finish(status, deletesWithheld ? { deletesWithheld, message: 'Some source entries could not be read, so deletions were not computed in this run; fix them and run again.' } : {});
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    if (err instanceof SyncError) return finish('failed', { code: err.code, message: err.message });
+    finish('failed', { message: (err as Error).message });
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------- import
+
+async function importAll(
+  engine: Engine,
+  runId: number,
+  opts: RunOptions,
+  counts: RunCounts,
+  fail: (e: ObjectError) => void,
+  tick: (n: number) => void,
+): Promise<{ topologyChanged: boolean; deletesWithheld: boolean }> {
+  const db = engine.space.sqlite;
+  const find = db.prepare<[string], Pick<ObjectRow, 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'seen_run'>>('SELECT type, dn, in_scope, scope_reason, import_hash, present, seen_run FROM objects WHERE anchor = ?');
+  const insert = db.prepare('INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, imported, has_refs, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)');
+  const touch = db.prepare('UPDATE objects SET seen_run = ? WHERE anchor = ?');
+  const update = db.prepare('UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, imported = ?, has_refs = ?, dirty = ? WHERE anchor = ?');
+  let topologyChanged = false;
+  let unreadable = 0;
+  let seenInScope = 0;
+  let inTx = 0;
+  // Commit every 1000 entries: bounded work lost on a crash, and SQLite stays fast.
+  const commitEvery = 1000;
+  for await (const item of engine.connector.fullImport(opts.signal)) {
+    counts.read++;
+    if (inTx === 0) db.exec('BEGIN');
+    inTx++;
+    if (isEntryError(item)) {
+      unreadable++;
+      fail({ phase: 'import', ...(item.dn ? { dn: item.dn } : {}), message: `${item.location ? `${item.location}: ` : ''}${item.error}` });
+    } else {
+      const type = objectTypeOf(item);
+      if (!type) counts.ignored++;
+      else {
+        const anchor = anchorOf(item);
+        if (!anchor || anchor.length > 60) {
+          fail({ phase: 'import', dn: item.dn, message: anchor ? 'the source anchor is longer than 60 characters' : 'the entry has neither mS-DS-ConsistencyGuid nor objectGUID; export it with objectGUID (ldifde exports it by default; ldapsearch needs it in the attribute list)' });
+        } else {
+          counts[type === 'user' ? 'users' : 'groups']++;
+          const scope = scopeOf(item, engine.scope);
+          const inScope = scope.inScope ? 1 : 0;
+          const reason = scope.inScope ? null : scope.reason;
+          if (inScope) {
+            counts.inScope++;
+            seenInScope++;
+          } else counts.outOfScope++;
+          // Out-of-scope objects keep no attributes: scope is re-evaluated on every import anyway.
+          const staged = inScope ? JSON.stringify(stage(item).attrs) : null;
+          const h = staged ? hash(`${type}\n${item.dn}\n${staged}`) : '';
+          const hasRefs = type === 'group' || values(item, 'manager').length > 0 ? 1 : 0;
+          const dnKey = normalizeDn(item.dn);
+          const prev = find.get(anchor);
+          if (!prev) {
+            insert.run(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, inScope);
+            if (inScope) topologyChanged = true;
+          } else if (prev.seen_run === runId) {
+            fail({ phase: 'import', anchor, dn: item.dn, message: `the source anchor ${anchor} appears twice in the source (also ${prev.dn}); the second entry was skipped` });
+          } else if (prev.import_hash === h && prev.in_scope === inScope && prev.present === 1 && prev.type === type && prev.scope_reason === reason && prev.dn === item.dn) {
+            touch.run(runId, anchor);
+          } else {
+            if (prev.dn !== item.dn || prev.in_scope !== inScope || prev.present !== 1) topologyChanged = true;
+            update.run(type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, inScope, anchor);
+          }
+        }
+      }
+    }
+    if (inTx >= commitEvery) {
+      db.exec('COMMIT');
+      inTx = 0;
+      tick(counts.read);
+    }
+  }
+  if (inTx) db.exec('COMMIT');
+  const live = (db.prepare('SELECT count(*) AS n FROM objects WHERE present = 1 AND in_scope = 1 AND seen_run != ?').get(runId) as { n: number }).n;
+  if (seenInScope === 0 && live > 0)
+    throw new SyncError(
+      'SourceEmpty',
+      `The source returned no in-scope objects, but ${live} were synced before. That looks like a source problem (wrong file, empty export, scope settings), not ${live} deletions, so nothing was changed. Check source.path / source.include / source.filter and run again.`,
+    );
+  if (unreadable > 0) return { topologyChanged, deletesWithheld: true };
+  // Deletes by difference: present objects a complete import did not see are gone from the source.
+  const gone = db.prepare('UPDATE objects SET present = 0, dirty = 0 WHERE present = 1 AND seen_run != ?').run(runId).changes;
+  // Objects never exported need no cloud delete.
+  db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();
+  return { topologyChanged: topologyChanged || gone > 0, deletesWithheld: false };
+}
+
+// ---------------------------------------------------------------- sync
+
+async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n: number) => void, now: () => Date): Promise<void> {
+  const db = engine.space.sqlite;
+  const dirty = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>('SELECT anchor, type, dn, imported FROM objects WHERE dirty = 1 LIMIT 500');
+  const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
+  const setDesired = db.prepare('UPDATE objects SET desired = ?, desired_hash = ?, dirty = 0, error = NULL, error_at = NULL WHERE anchor = ?');
+  const setError = db.prepare('UPDATE objects SET dirty = 0, error = ?, error_at = ? WHERE anchor = ?');
+  const resolve = (dn: string) => byDn.get(normalizeDn(dn));
+  let done = 0;
+  for (;;) {
+    const rows = dirty.all();
+    if (rows.length === 0) break;
+    const out: { anchor: string; desired?: string; error?: string }[] = [];
+    for (const r of rows) {
+      try {
+        const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? '{}') as Record<string, string[]> };
+        const m = await engine.mapper.map(r.type, staged);
+        const a = m.attributes;
+        if (r.type === 'user') a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
+        else {
+          // Members out of scope or unknown are left out, as AD Connect does.
+          const anchors: string[] = [];
+          for (const dn of m.members ?? []) {
+            const x = resolve(dn);
+            if (x && x !== r.anchor) anchors.push(x);
+          }
+          a.members = anchors;
+        }
+        const parsed = (r.type === 'user' ? syncUserAttributes : syncGroupAttributes).safeParse(a);
+        if (!parsed.success) {
+          const i = parsed.error.issues[0]!;
+          throw new Error(`attribute ${i.path.join('.')}: ${i.message}. Fix the value in the source or override the flow in mapping.${r.type}`);
+        }
+        // The schema's output has the cloud's key order, so in-process and HTTP exports send
+        // byte-identical attributes (the cloud compares its stored copy as text).
+        out.push({ anchor: r.anchor, desired: JSON.stringify(parsed.data) });
+      } catch (err) {
+        out.push({ anchor: r.anchor, error: (err as Error).message });
+      }
+    }
+    const at = now().toISOString();
+    db.transaction(() => {
+      for (const o of out) {
+        if (o.desired !== undefined) setDesired.run(o.desired, hash(o.desired), o.anchor);
+        else setError.run(o.error!, at, o.anchor);
+      }
+    })();
+    for (const o of out) if (o.error) fail({ phase: 'sync', anchor: o.anchor, message: o.error });
+    done += rows.length;
+    tick(done);
+  }
+}
+
+// ---------------------------------------------------------------- export
+
+async function exportAll(
+  engine: Engine,
+  opts: RunOptions,
+  counts: RunCounts,
+  fail: (e: ObjectError) => void,
+  tick: (n: number, total: number) => void,
+  now: () => Date,
+): Promise<void> {
+  const db = engine.space.sqlite;
+  const size = Math.min(500, Math.max(1, engine.batchSize));
+  const pendingSql = (retry: boolean) =>
+    `SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash ${retry ? 'AND unresolved IS NOT NULL' : ''} ORDER BY anchor LIMIT ?`;
+  type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'desired' | 'desired_hash'>;
+  const pendingAll = db.prepare<[string, string, number], Pending>(pendingSql(false));
+  const pendingRetry = db.prepare<[string, string, number], Pending>(pendingSql(true));
+  const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>('SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0) ORDER BY anchor LIMIT ?');
+  const markExported = db.prepare('UPDATE objects SET exported = ?, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = NULL, error = NULL, error_at = NULL WHERE anchor = ?');
+  const markUnresolved = db.prepare('UPDATE objects SET cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
+  const markError = db.prepare('UPDATE objects SET error = ?, error_at = ?, provisioning_errors = ?, unresolved = NULL WHERE anchor = ?');
+  const dropRow = db.prepare('DELETE FROM objects WHERE anchor = ?');
+  const markUnexported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
+  const total = (db.prepare('SELECT count(*) AS n FROM objects WHERE (present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash) OR (exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0))').get() as { n: number }).n;
+  let done = 0;
+
+  const send = async (items: SyncItem[], record: (results: SyncResult[]) => void) => {
+    if (opts.signal?.aborted) throw new SyncError('Aborted', 'The run was stopped between export batches; what the cloud confirmed is recorded, the rest is exported by the next run.');
+    const results = await engine.exporter.export(items);
+    if (results.length !== items.length) throw new SyncError('TargetRefused', `The cloud directory answered ${results.length} results for ${items.length} objects; the batch is retried by the next run.`);
+    counts.batches++;
+    await opts.onBatchApplied?.(counts.batches);
+    db.transaction(() => record(results))();
+    done += items.length;
+    tick(done, total);
+  };
+
+  const exportUpserts = async (retry: boolean) => {
+    const stmt = retry ? pendingRetry : pendingAll;
+    // Users before groups: groups name users as members, users name users as managers.
+    for (const type of ['user', 'group'] as const) {
+      let cursor = '';
+      for (;;) {
+        const rows = stmt.all(type, cursor, size);
+        if (rows.length === 0) break;
+        const batch: Pending[] = [];
+        let bytes = 0;
+        for (const r of rows) {
+          if (batch.length && bytes + r.desired!.length > MAX_BATCH_BYTES) break;
+          batch.push(r);
+          bytes += r.desired!.length;
+        }
+        cursor = batch[batch.length - 1]!.anchor;
+        // desired was validated against the cloud's schema when it was computed.
+        const items: SyncItem[] = batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributes: JSON.parse(r.desired!) as SyncUserAttributes & SyncGroupAttributes }));
+        await send(items, (results) => {
+          const at = now().toISOString();
+          results.forEach((res, i) => {
+            const r = batch[i]!;
+            const perr = res.provisioningErrors?.length ? JSON.stringify(res.provisioningErrors) : null;
+            if (res.status === 'error') {
+              markError.run(res.message ?? 'the cloud directory refused the object', at, perr, r.anchor);
+              fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the object' });
+              return;
+            }
+            if (!retry) {
+              if (res.status === 'created') counts.adds++;
+              else if (res.status === 'updated' || res.status === 'restored') counts.updates++;
+              else counts.unchanged++;
+              if (perr) counts.provisioningErrors++;
+            }
+            if (res.unresolvedReferences?.length) markUnresolved.run(res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, JSON.stringify(res.unresolvedReferences), r.anchor);
+            else markExported.run(r.desired, r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, r.anchor);
+          });
+        });
+      }
+    }
+  };
+
+  await exportUpserts(false);
+  // References to objects that reached the cloud later in this run (a manager in a later
+  // batch) resolve on a second pass; a third catches chains.
+  for (let pass = 0; pass < 2; pass++) {
+    const left = (db.prepare('SELECT count(*) AS n FROM objects WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1').get() as { n: number }).n;
+    if (left === 0) break;
+    await exportUpserts(true);
+  }
+  counts.unresolved = (db.prepare('SELECT count(*) AS n FROM objects WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1').get() as { n: number }).n;
+
+  let cursor = '';
+  for (;;) {
+    const rows = deletes.all(cursor, size);
+    if (rows.length === 0) break;
+    cursor = rows[rows.length - 1]!.anchor;
+    await send(
+      rows.map((r) => ({ op: 'delete', type: r.type, sourceAnchor: r.anchor })),
+      (results) => {
+        const at = now().toISOString();
+        results.forEach((res, i) => {
+          const r = rows[i]!;
+          if (res.status === 'error') {
+            markError.run(res.message ?? 'the cloud directory refused the delete', at, null, r.anchor);
+            fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the delete' });
+            return;
+          }
+          if (res.status === 'deleted') counts.deletes++;
+          else counts.unchanged++;
+          // Gone from the source: forget it. Out of scope: keep the row (and why) for explain.
+          if (r.present === 0) dropRow.run(r.anchor);
+          else markUnexported.run(at, r.anchor);
+        });
+      },
+    );
+  }
+}

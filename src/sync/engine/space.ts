@@ -1,0 +1,129 @@
+// The connector space: the agent's own SQLite file (separate from the cloud store), migrated
+// with Kysely; the per-object hot paths use prepared statements because a run touches every
+// one of 100k+ rows and Kysely's per-query compile would dominate.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { SyncError } from '../errors.ts';
+import { migrationProvider } from './migrations/index.ts';
+
+export interface ObjectRow {
+  anchor: string;
+  type: 'user' | 'group';
+  dn: string;
+  dn_key: string;
+  in_scope: number;
+  scope_reason: string | null;
+  present: number;
+  seen_run: number;
+  import_hash: string;
+  imported: string | null;
+  has_refs: number;
+  dirty: number;
+  desired: string | null;
+  desired_hash: string | null;
+  exported: string | null;
+  exported_hash: string | null;
+  exported_at: string | null;
+  cloud_id: string | null;
+  match: string | null;
+  cloud_upn: string | null;
+  provisioning_errors: string | null;
+  unresolved: string | null;
+  error: string | null;
+  error_at: string | null;
+}
+
+export interface RunRow {
+  id: number;
+  kind: string;
+  started_at: string;
+  ended_at: string | null;
+  status: string;
+  counts: string | null;
+  message: string | null;
+}
+
+export interface ConnectorSpace {
+  readonly sqlite: SQLite.Database;
+  readonly file: string;
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+  object(anchor: string): ObjectRow | undefined;
+  runs(limit?: number): RunRow[];
+  close(): Promise<void>;
+}
+
+/** A per-folder lock so two runs never work on one connector space at once; a dead holder's lock is taken over. */
+function lock(dir: string): () => void {
+  const file = join(dir, 'sync.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8'));
+      let alive = false;
+      try {
+        if (pid > 0 && pid !== process.pid) {
+          process.kill(pid, 0);
+          alive = true;
+        }
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new SyncError('RunInProgress', `Another sync run (process ${pid}) is using ${dir}. Wait for it to finish; if no such process runs, delete ${file}.`);
+      rmSync(file, { force: true });
+    }
+  }
+  throw new SyncError('RunInProgress', `Cannot take the lock ${file}; delete it if no sync is running.`);
+}
+
+/** Opens (creating and migrating) the connector space in `dataDir`, or in memory for ':memory:'. */
+export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpace> {
+  let file = ':memory:';
+  let unlock = () => {};
+  if (dataDir !== ':memory:') {
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new SyncError('ConfigInvalid', `sync.dataDir: cannot create ${dataDir} (${(err as Error).message}). Point sync.dataDir (or NIMBUS_SYNC_DATA_DIR) at a writable folder.`);
+    }
+    file = join(dataDir, 'connector-space.db');
+    unlock = lock(dataDir);
+  }
+  const sqlite = new SQLite(file);
+  // WAL + NORMAL: a commit survives a killed process, which is what a rerun relies on.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('cache_size = -65536');
+  const kdb = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const { error, results } = await new Migrator({ db: kdb, provider: migrationProvider }).migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    unlock();
+    sqlite.close();
+    throw new SyncError('ConfigInvalid', `The connector space ${file} could not be migrated (${failed?.migrationName ?? ''}: ${error instanceof Error ? error.message : String(error)}). Is it from a newer Nimbus?`);
+  }
+  const getMeta = sqlite.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
+  const setMeta = sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+  const object = sqlite.prepare<[string], ObjectRow>('SELECT * FROM objects WHERE anchor = ?');
+  const runs = sqlite.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?');
+  return {
+    sqlite,
+    file,
+    getMeta: (k) => getMeta.get(k)?.value,
+    setMeta: (k, v) => void setMeta.run(k, v),
+    object: (a) => object.get(a),
+    runs: (limit = 20) => runs.all(limit),
+    async close() {
+      // Kysely's destroy closes the better-sqlite3 handle.
+      await kdb.destroy();
+      unlock();
+    },
+  };
+}

@@ -1,0 +1,64 @@
+// Test helpers for the sync agent: a generated AD-flavoured LDIF (scripts/generator), a
+// tenant ready for directory sync on a real cloud directory, and a config file for it.
+import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { stringify } from 'yaml';
+import { adLdif } from '../../scripts/generator/ldif.ts';
+import { buildManifest, type Manifest } from '../../scripts/generator/manifest.ts';
+import { generateDirectory, type DirectoryModel } from '../../scripts/generator/model.ts';
+import { cliActor } from '../../src/cloud/services/context.ts';
+import { loadSyncConfig, type SyncConfig } from '../../src/sync/config.ts';
+import type { TestCloud, TestTenant } from '../helpers/cloud.ts';
+
+export const tempDir = (prefix = 'nimbus-sync-') => mkdtempSync(join(tmpdir(), prefix));
+
+/** Writes LDIF chunks to a file without holding the whole text. */
+export async function writeLdif(path: string, chunks: Iterable<string>): Promise<void> {
+  const out = createWriteStream(path);
+  for (const c of chunks) if (!out.write(c)) await once(out, 'drain');
+  out.end();
+  await once(out, 'finish');
+}
+
+export async function generatedLdif(dir: string, users: number, seed = 1): Promise<{ path: string; model: DirectoryModel; manifest: Manifest }> {
+  const model = generateDirectory({ users, seed });
+  const path = join(dir, 'export.ldif');
+  await writeLdif(path, adLdif(model));
+  return { path, model, manifest: buildManifest(model) };
+}
+
+/** A tenant with contoso.com and corp.example.com verified and directory sync activated. */
+export async function syncTenant(cloud: TestCloud, name: string, opts: { activate?: boolean } = {}): Promise<TestTenant> {
+  const t = await cloud.createTenant(name);
+  for (const d of ['contoso.com', 'corp.example.com']) {
+    await cloud.svc.domains.add(cliActor(t.tenant.id), d);
+    await cloud.svc.domains.verify(cliActor(t.tenant.id), d, { force: true });
+  }
+  if (opts.activate !== false) await cloud.svc.organization.setDirSync(cliActor(t.tenant.id), true);
+  return t;
+}
+
+export interface ConfigOptions {
+  ldif: string;
+  source?: Record<string, unknown>;
+  sync?: Record<string, unknown>;
+  mapping?: Record<string, unknown>;
+  target?: Record<string, unknown>;
+}
+
+/** Writes nimbus.yaml (and the secret file) into `dir` and loads it the way the CLI does. */
+export async function writeConfig(dir: string, cloud: TestCloud, t: TestTenant, o: ConfigOptions): Promise<{ file: string; config: SyncConfig }> {
+  const creds = await t.credentials('sync');
+  writeFileSync(join(dir, 'app.secret'), `${creds.clientSecret}\n`, { mode: 0o600 });
+  const doc = {
+    source: { type: 'ldif', path: o.ldif, baseDn: 'DC=corp,DC=example,DC=com', ...o.source },
+    target: { type: 'nimbus', url: cloud.url, tenant: t.tenant.name, clientId: creds.clientId, clientSecretFile: './app.secret', ...o.target },
+    sync: { interval: '60s', deletionThreshold: 500, staging: false, dataDir: './agent', ...o.sync },
+    ...(o.mapping ? { mapping: o.mapping } : {}),
+  };
+  const file = join(dir, 'nimbus.yaml');
+  writeFileSync(file, stringify(doc));
+  return { file, config: loadSyncConfig({ file, env: {} }) };
+}

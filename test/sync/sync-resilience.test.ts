@@ -1,0 +1,125 @@
+// The agent over HTTP and in-process reaches the same cloud state, and a run killed mid-export
+// (by a hook between the cloud's confirmation and the local commit, and by SIGKILL of a real
+// `nimbus sync` process) is finished by a rerun with the same end state and no duplicates.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSyncAgent } from '../../src/sync/agent.ts';
+import type { SyncConfig } from '../../src/sync/config.ts';
+import { createInProcessExporter } from '../../src/sync/engine/exporter-inprocess.ts';
+import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
+import { generatedLdif, syncTenant, tempDir, writeConfig } from './helpers.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
+// A domain is verified in one tenant only, so each scenario gets its own cloud directory.
+let cloud: TestCloud;
+const clouds: TestCloud[] = [];
+let ldif: string;
+
+async function fresh(name: string, opts: { activate?: boolean } = {}): Promise<TestTenant> {
+  cloud = await startCloud();
+  clouds.push(cloud);
+  return syncTenant(cloud, name, opts);
+}
+
+beforeAll(async () => {
+  ({ path: ldif } = await generatedLdif(tempDir(), 80, 7));
+});
+afterAll(async () => {
+  for (const c of clouds) await c.close();
+});
+
+/** The tenant's synced objects, independent of ids, random placeholder digits and the tenant's initial domain. */
+async function state(t: TestTenant) {
+  const db = cloud.svc.db;
+  const T = t.tenant.id;
+  const anchorOf = new Map<string, string>();
+  const users = await db.selectFrom('users').selectAll().where('tenant_id', '=', T).where('on_prem_sync_enabled', '=', 1).orderBy('immutable_id').execute();
+  const groups = await db.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('on_prem_sync_enabled', '=', 1).orderBy('immutable_id').execute();
+  for (const o of [...users, ...groups]) anchorOf.set(o.id, o.immutable_id!);
+  const upn = (u: string) => u.replace(t.tenant.initial_domain, 'INITIAL').replace(/\d{4}@INITIAL$/, '####@INITIAL');
+  const members = await db.selectFrom('memberships').selectAll().where('tenant_id', '=', T).execute();
+  return {
+    users: users.map((u) => ({ a: u.immutable_id, upn: upn(u.upn), name: u.display_name, enabled: u.account_enabled, dn: u.on_prem_distinguished_name, mgr: u.manager_id ? anchorOf.get(u.manager_id) : null, deleted: !!u.deleted_at, errors: JSON.parse(u.on_prem_provisioning_errors).length })),
+    groups: groups.map((g) => ({ a: g.immutable_id, name: g.display_name, mail: g.mail_enabled, sec: g.security_enabled, members: members.filter((m) => m.group_id === g.id).map((m) => anchorOf.get(m.member_id)).sort() })),
+  };
+}
+
+async function configFor(t: TestTenant, batchSize = 500): Promise<{ file: string; config: SyncConfig }> {
+  return writeConfig(tempDir(), cloud, t, { ldif, target: { batchSize } });
+}
+
+describe('exporters and crash safety', () => {
+  let reference: Awaited<ReturnType<typeof state>>;
+
+  it('the HTTP exporter and the in-process exporter give the same end state', async () => {
+    const a = await fresh('inproc');
+    const agentA = await openSyncAgent((await configFor(a)).config, { exporter: await createInProcessExporter(cloud.svc, 'inproc') });
+    expect((await agentA.run()).status).toBe('success');
+    await agentA.close();
+    reference = await state(a);
+    const b = await fresh('overhttp');
+    const agentB = await openSyncAgent((await configFor(b)).config);
+    const r = await agentB.run();
+    await agentB.close();
+    expect(r.status).toBe('success');
+    expect(reference.users.length).toBeGreaterThan(80);
+    expect(await state(b)).toEqual(reference);
+  });
+
+  it('a run stopped after 3 batches (cloud applied, not yet recorded) is finished by a rerun, without duplicates', async () => {
+    const t = await fresh('crashhook');
+    const { config } = await configFor(t, 10);
+    const agent = await openSyncAgent(config, { exporter: await createInProcessExporter(cloud.svc, 'crashhook') });
+    await expect(
+      agent.run({
+        onBatchApplied: (n) => {
+          if (n === 3) throw new Error('simulated crash');
+        },
+      }),
+    ).rejects.toThrow('simulated crash');
+    await agent.close();
+    const partial = await state(t);
+    expect(partial.users.length).toBe(30);
+    const again = await openSyncAgent(config, { exporter: await createInProcessExporter(cloud.svc, 'crashhook') });
+    const r = await again.run();
+    await again.close();
+    expect(r.status).toBe('success');
+    // The 10 objects of batch 3 were applied but not recorded: resent, and the cloud says unchanged.
+    expect(r.counts.unchanged).toBeGreaterThanOrEqual(10);
+    expect(await state(t)).toEqual(reference);
+  });
+
+  it('SIGKILL of `nimbus sync` mid-export, then a rerun: same end state, no duplicates, exit codes 0', async () => {
+    const t = await fresh('crashkill');
+    const { file } = await configFor(t, 5);
+    const run = () => spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = run();
+    const count = async () => Number((await cloud.svc.db.selectFrom('users').select(({ fn }) => fn.countAll<number>().as('n')).where('tenant_id', '=', t.tenant.id).where('on_prem_sync_enabled', '=', 1).executeTakeFirstOrThrow()).n);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 400 && (await count()) < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await exited;
+    const mid = await count();
+    expect(mid).toBeGreaterThanOrEqual(10);
+    expect(mid).toBeLessThan(reference.users.length);
+    const second = run();
+    let out = '';
+    second.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => second.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(JSON.parse(out).status).toBe('success');
+    expect(await state(t)).toEqual(reference);
+  });
+
+  it('exit code 2 with a clear message when directory sync is not activated', async () => {
+    const t = await fresh('notactive', { activate: false });
+    const { file } = await configFor(t);
+    const child = spawn(process.execPath, [BIN, 'sync', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(2);
+    expect(err).toContain('nimbus dirsync enable --tenant notactive');
+  });
+});
