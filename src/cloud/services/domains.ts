@@ -42,7 +42,12 @@ export function verificationRecords(d: DomainTable) {
   ];
 }
 
-export function createDomainService(deps: Deps, lookupTxt: TxtLookup) {
+export interface DomainHooks {
+  /** Called after a domain became verified (sync recomputes fallback UPNs on it). */
+  onVerified?: (tenantId: string, name: string) => Promise<unknown>;
+}
+
+export function createDomainService(deps: Deps, lookupTxt: TxtLookup, hooks: DomainHooks = {}) {
   const { db, clock, config } = deps;
   const target = (name: string) => [{ id: name, displayName: name, type: 'Domain' }];
 
@@ -62,6 +67,7 @@ export function createDomainService(deps: Deps, lookupTxt: TxtLookup) {
       .where('tenant_id', '=', tenantId)
       .where('name', '=', d.name)
       .execute();
+    await hooks.onVerified?.(tenantId, d.name);
   }
 
   return {

@@ -25,13 +25,14 @@ export interface ServicesOptions {
 export function createServices(opts: ServicesOptions) {
   const config = directoryConfigSchema.parse(opts.config ?? {});
   const deps = { db: opts.db, clock: opts.clock ?? systemClock, config };
+  const sync = createSyncService(deps);
   return {
     deps,
     config,
     db: opts.db,
     clock: deps.clock,
     tenants: createTenantService(deps),
-    domains: createDomainService(deps, opts.lookupTxt ?? createTxtLookup(config.dnsServers)),
+    domains: createDomainService(deps, opts.lookupTxt ?? createTxtLookup(config.dnsServers), { onVerified: (tenantId, name) => sync.recomputeForDomain(tenantId, name) }),
     users: createUserService(deps),
     groups: createGroupService(deps),
     directory: createDirectoryService(deps),
@@ -39,7 +40,7 @@ export function createServices(opts: ServicesOptions) {
     apps: createAppService(deps),
     tokens: createTokenService(deps),
     audit: createAuditService(deps),
-    sync: createSyncService(deps),
+    sync,
     close: () => opts.db.destroy(),
   };
 }

@@ -9,7 +9,7 @@ import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { recordAudit } from '../services/audit.ts';
 import { isSync, type Actor, type Deps } from '../services/context.ts';
-import { addressClaims, claimAddresses, findConflicts, nextSeq, releaseAddresses } from '../services/objects.ts';
+import { addressClaims, claimAddresses, findConflicts, nextSeq, releaseAddresses, type AddressClaim } from '../services/objects.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 
@@ -131,6 +131,9 @@ export interface SyncResult {
 
 type Features = typeof defaultSyncFeatures;
 
+/** JSON with sorted keys, so equal attributes compare equal however they were ordered. */
+const stableJson = (o: Record<string, unknown>) => JSON.stringify(o, Object.keys(o).sort());
+
 // ---- the service ------------------------------------------------------------------------
 
 export function createSyncService(deps: Deps) {
@@ -140,7 +143,9 @@ export function createSyncService(deps: Deps) {
     const t = await db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirstOrThrow();
     const verified = new Set((await db.selectFrom('domains').select('name').where('tenant_id', '=', tenantId).where('is_verified', '=', 1).execute()).map((d) => d.name));
     const features = { ...defaultSyncFeatures, ...(JSON.parse(t.sync_features) as Partial<Features>) };
-    return { t, verified, features };
+    /** Addresses given up during this call; objects whose errors name them may heal. */
+    const released = new Set<string>();
+    return { t, verified, features, released };
   }
   type Ctx = Awaited<ReturnType<typeof context>>;
 
@@ -215,6 +220,12 @@ export function createSyncService(deps: Deps) {
       }
     }
     return out;
+  }
+
+  async function trackReleased(trx: Db, ctx: Ctx, id: string, keep: readonly AddressClaim[]): Promise<void> {
+    const held = await trx.selectFrom('addresses').select('address').where('tenant_id', '=', ctx.t.id).where('object_id', '=', id).execute();
+    const kept = new Set(keep.map((c) => c.address));
+    for (const h of held) if (!kept.has(h.address)) ctx.released.add(h.address);
   }
 
   async function upsertUser(trx: Db, ctx: Ctx, anchorValue: string, a: SyncUserAttributes, now: string): Promise<SyncResult> {
@@ -304,7 +315,7 @@ export function createSyncService(deps: Deps) {
       on_prem_provisioning_errors: JSON.stringify(r.errors),
       manager_id: managerId ?? (unresolved.length ? (row?.manager_id ?? null) : null),
       extra: JSON.stringify(extra),
-      sync_desired: JSON.stringify(a),
+      sync_desired: stableJson(a),
       sync_match: match,
       deleted_at: null as string | null,
     };
@@ -313,7 +324,9 @@ export function createSyncService(deps: Deps) {
       const before = row as unknown as Record<string, unknown>;
       const changed = Object.entries(fields).some(([k, v]) => before[k] !== v);
       if (!changed) return result;
-      await claimAddresses(trx, T, id, addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies }));
+      const claims = addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies });
+      await trackReleased(trx, ctx, id, claims);
+      await claimAddresses(trx, T, id, claims);
       const seq = await nextSeq(trx, T);
       await trx.updateTable('users').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
       return { ...result, status: row.deleted_at ? 'restored' : 'updated' };
@@ -372,7 +385,7 @@ export function createSyncService(deps: Deps) {
       on_prem_domain_name: a.onPremisesDomainName ?? null,
       on_prem_net_bios_name: a.onPremisesNetBiosName ?? null,
       on_prem_provisioning_errors: JSON.stringify(r.errors),
-      sync_desired: JSON.stringify({ ...a, members: undefined }),
+      sync_desired: stableJson({ ...a, members: undefined }),
       sync_match: match,
       deleted_at: null as string | null,
     };
@@ -380,7 +393,9 @@ export function createSyncService(deps: Deps) {
     if (row) {
       const before = row as unknown as Record<string, unknown>;
       if (Object.entries(fields).some(([k, v]) => before[k] !== v)) {
-        await claimAddresses(trx, T, id, addressClaims({ mail: fields.mail, proxyAddresses: r.proxies }));
+        const claims = addressClaims({ mail: fields.mail, proxyAddresses: r.proxies });
+        await trackReleased(trx, ctx, id, claims);
+        await claimAddresses(trx, T, id, claims);
         const seq = await nextSeq(trx, T);
         await trx.updateTable('groups').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
         status = row.deleted_at ? 'restored' : 'updated';
@@ -427,44 +442,83 @@ export function createSyncService(deps: Deps) {
     const seq = await nextSeq(trx, ctx.t.id);
     // Out of scope or deleted on-premises: soft delete, restorable for 30 days.
     await trx.updateTable(table).set({ deleted_at: now, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', ctx.t.id).where('id', '=', row.id).execute();
+    await trackReleased(trx, ctx, row.id, []);
     await releaseAddresses(trx, ctx.t.id, row.id);
     return { sourceAnchor: anchorValue, type, status: 'deleted', id: row.id };
   }
 
-  async function applyOne(ctx: Ctx, item: SyncItem, now: string): Promise<SyncResult> {
-    try {
-      return await db.transaction().execute(async (trx) => {
-        if (item.op === 'delete') return remove(trx, ctx, item.type, item.sourceAnchor, now);
-        return item.type === 'user' ? upsertUser(trx, ctx, item.sourceAnchor, item.attributes, now) : upsertGroup(trx, ctx, item.sourceAnchor, item.attributes, now);
-      });
-    } catch (err) {
-      // One bad object never fails the batch: it becomes this object's error.
-      const message = err instanceof NimbusError ? err.message : `Unexpected error: ${(err as Error).message}`;
-      return { sourceAnchor: item.sourceAnchor, type: item.type, status: 'error', message, provisioningErrors: [{ category: 'DataValidationFailed', propertyCausingError: 'Object', value: item.sourceAnchor, occurredDateTime: now }] };
-    }
+  function applyItem(trx: Db, ctx: Ctx, item: SyncItem, now: string): Promise<SyncResult> {
+    if (item.op === 'delete') return remove(trx, ctx, item.type, item.sourceAnchor, now);
+    return item.type === 'user' ? upsertUser(trx, ctx, item.sourceAnchor, item.attributes, now) : upsertGroup(trx, ctx, item.sourceAnchor, item.attributes, now);
   }
 
-  /** Retries synced objects that hold provisioning errors: a conflict that went away heals. */
-  async function heal(ctx: Ctx, now: string, limit = 200): Promise<number> {
-    let healed = 0;
+  /**
+   * Applies items in one transaction (one commit per batch, not per object), each object
+   * under its own savepoint: a failing object is rolled back alone and becomes its error.
+   */
+  async function applyAll(ctx: Ctx, items: readonly SyncItem[], now: string): Promise<SyncResult[]> {
+    const trx = await db.startTransaction().execute();
+    const out: SyncResult[] = [];
+    try {
+      for (const item of items) {
+        const sp = await trx.savepoint('obj').execute();
+        try {
+          out.push(await applyItem(sp, ctx, item, now));
+          await sp.releaseSavepoint('obj').execute();
+        } catch (err) {
+          await sp.rollbackToSavepoint('obj').execute();
+          await sp.releaseSavepoint('obj').execute();
+          const message = err instanceof NimbusError ? err.message : `Unexpected error: ${(err as Error).message}`;
+          out.push({ sourceAnchor: item.sourceAnchor, type: item.type, status: 'error', message, provisioningErrors: [{ category: 'DataValidationFailed', propertyCausingError: 'Object', value: item.sourceAnchor, occurredDateTime: now }] });
+        }
+      }
+      await trx.commit().execute();
+    } catch (err) {
+      await trx.rollback().execute();
+      throw err;
+    }
+    return out;
+  }
+
+  /** Synced objects whose provisioning errors name one of `addresses` (or all with errors). */
+  async function erroredObjects(ctx: Ctx, addresses: readonly string[] | 'all', limit = 500): Promise<SyncItem[]> {
+    const items: SyncItem[] = [];
+    const chunks = addresses === 'all' ? [null] : Array.from({ length: Math.ceil(addresses.length / 50) }, (_, i) => addresses.slice(i * 50, i * 50 + 50));
     for (const type of ['user', 'group'] as const) {
-      const rows = await db
-        .selectFrom(type === 'user' ? 'users' : 'groups')
-        .select(['immutable_id', 'sync_desired', 'on_prem_provisioning_errors'])
-        .where('tenant_id', '=', ctx.t.id)
-        .where('on_prem_sync_enabled', '=', 1)
-        .where('deleted_at', 'is', null)
-        .where('on_prem_provisioning_errors', '!=', '[]')
-        .limit(limit)
-        .execute();
-      for (const r of rows) {
-        if (!r.immutable_id || !r.sync_desired) continue;
-        const attributes = JSON.parse(r.sync_desired) as Record<string, unknown>;
-        const res = await applyOne(ctx, { op: 'upsert', type, sourceAnchor: r.immutable_id, attributes }, now);
-        if ((res.provisioningErrors?.length ?? 0) < (JSON.parse(r.on_prem_provisioning_errors) as unknown[]).length) healed++;
+      for (const chunk of chunks) {
+        let q = db
+          .selectFrom(type === 'user' ? 'users' : 'groups')
+          .select(['immutable_id', 'sync_desired'])
+          .where('tenant_id', '=', ctx.t.id)
+          .where('on_prem_sync_enabled', '=', 1)
+          .where('deleted_at', 'is', null)
+          .where('on_prem_provisioning_errors', '!=', '[]');
+        if (chunk) q = q.where(sql<boolean>`(${sql.join(chunk.map((a) => sql`lower(on_prem_provisioning_errors) like ${`%${a.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} escape '\\'`), sql` or `)})`);
+        for (const r of await q.limit(limit).execute()) {
+          if (r.immutable_id && r.sync_desired && !items.some((i) => i.sourceAnchor === r.immutable_id))
+            items.push({ op: 'upsert', type, sourceAnchor: r.immutable_id, attributes: JSON.parse(r.sync_desired) as unknown });
+        }
       }
     }
-    return healed;
+    return items;
+  }
+
+  /**
+   * Retries synced objects held back by a conflict over an address that was just given up:
+   * the conflict went away, so they heal without a new export (Entra's behaviour).
+   */
+  async function heal(ctx: Ctx, now: string, which: readonly string[] | 'all'): Promise<number> {
+    const items = await erroredObjects(ctx, which);
+    if (items.length === 0) return 0;
+    const before = new Map<string, number>();
+    for (const it of items) {
+      const table = it.type === 'user' ? 'users' : 'groups';
+      const r = await db.selectFrom(table).select('on_prem_provisioning_errors').where('tenant_id', '=', ctx.t.id).where('immutable_id', '=', it.sourceAnchor).executeTakeFirst();
+      before.set(it.sourceAnchor, r ? (JSON.parse(r.on_prem_provisioning_errors) as unknown[]).length : 0);
+    }
+    ctx.released.clear();
+    const results = await applyAll(ctx, items, now);
+    return results.filter((r) => (r.provisioningErrors?.length ?? 0) < (before.get(r.sourceAnchor) ?? 0)).length;
   }
 
   return {
@@ -499,24 +553,50 @@ export function createSyncService(deps: Deps) {
       const now = clock.now().toISOString();
       const order = (i: SyncItem) => (i.op === 'delete' ? 2 : i.type === 'user' ? 0 : 1);
       const indexed = items.map((item, i) => ({ item, i })).sort((x, y) => order(x.item) - order(y.item) || x.i - y.i);
-      const results: SyncResult[] = new Array<SyncResult>(items.length);
       // Groups go in two passes (attributes, then members), so a group may name a group
       // that comes later in the same batch.
-      for (const { item, i } of indexed) {
-        results[i] = await applyOne(ctx, item.op === 'upsert' && item.type === 'group' ? { ...item, attributes: { ...item.attributes, members: undefined } } : item, now);
+      const firstPass = indexed.map(({ item }) => (item.op === 'upsert' && item.type === 'group' ? { ...item, attributes: { ...item.attributes, members: undefined } } : item));
+      const first = await applyAll(ctx, firstPass, now);
+      const results: SyncResult[] = new Array<SyncResult>(items.length);
+      indexed.forEach(({ i }, k) => (results[i] = first[k]!));
+      const second = indexed.filter(({ item, i }) => item.op === 'upsert' && item.type === 'group' && item.attributes.members !== undefined && results[i]!.status !== 'error');
+      if (second.length) {
+        const res = await applyAll(ctx, second.map((x) => x.item), now);
+        second.forEach(({ i }, k) => {
+          const r2 = res[k]!;
+          results[i] = { ...r2, status: r2.status === 'error' || results[i]!.status === 'unchanged' ? r2.status : results[i]!.status };
+        });
       }
-      for (const { item, i } of indexed) {
-        if (item.op !== 'upsert' || item.type !== 'group' || item.attributes.members === undefined || results[i]!.status === 'error') continue;
-        const first = results[i]!;
-        const second = await applyOne(ctx, item, now);
-        results[i] = { ...second, status: second.status === 'error' || first.status === 'unchanged' ? second.status : first.status };
-      }
-      if (results.some((r) => r.status === 'deleted' || r.status === 'updated')) await heal(ctx, now);
+      if (ctx.released.size > 0) await heal(ctx, now, [...ctx.released]);
       if (results.some((r) => r.status !== 'error')) await db.updateTable('tenants').set({ sync_last_at: now }).where('id', '=', ctx.t.id).execute();
       return results;
     },
 
-    heal: async (tenantId: string) => heal(await context(tenantId), clock.now().toISOString()),
+    /** Retries every synced object that holds provisioning errors. */
+    heal: async (tenantId: string) => heal(await context(tenantId), clock.now().toISOString(), 'all'),
+
+    /**
+     * A domain became verified: users whose on-premises UPN uses it and who carry the
+     * fallback UPN get their own UPN now (Entra recomputes on verification too).
+     */
+    async recomputeForDomain(tenantId: string, domain: string): Promise<number> {
+      const ctx = await context(tenantId);
+      if (ctx.t.sync_enabled !== 1) return 0;
+      const pattern = `%@${asciiLower(domain).replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+      const rows = await db
+        .selectFrom('users')
+        .select(['immutable_id', 'sync_desired'])
+        .where('tenant_id', '=', tenantId)
+        .where('on_prem_sync_enabled', '=', 1)
+        .where('deleted_at', 'is', null)
+        .where(sql<boolean>`lower(on_prem_user_principal_name) like ${pattern} escape '\\'`)
+        .where(sql<boolean>`lower(upn) <> lower(on_prem_user_principal_name)`)
+        .execute();
+      const items = rows.filter((r) => r.immutable_id && r.sync_desired).map((r) => ({ op: 'upsert', type: 'user', sourceAnchor: r.immutable_id!, attributes: JSON.parse(r.sync_desired!) as unknown }));
+      if (items.length === 0) return 0;
+      const results = await applyAll(ctx, items, clock.now().toISOString());
+      return results.filter((r) => r.status === 'updated').length;
+    },
 
     async features(tenantId: string): Promise<Features> {
       return (await context(tenantId)).features;
