@@ -496,7 +496,7 @@ export function createSyncService(deps: Deps) {
         if (chunk) q = q.where(sql<boolean>`(${sql.join(chunk.map((a) => sql`lower(on_prem_provisioning_errors) like ${`%${a.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} escape '\\'`), sql` or `)})`);
         for (const r of await q.limit(limit).execute()) {
           if (r.immutable_id && r.sync_desired && !items.some((i) => i.sourceAnchor === r.immutable_id))
-            items.push({ op: 'upsert', type, sourceAnchor: r.immutable_id, attributes: JSON.parse(r.sync_desired) as unknown });
+            items.push({ op: 'upsert', type, sourceAnchor: r.immutable_id, attributes: JSON.parse(r.sync_desired) as SyncUserAttributes });
         }
       }
     }
@@ -592,7 +592,7 @@ export function createSyncService(deps: Deps) {
         .where(sql<boolean>`lower(on_prem_user_principal_name) like ${pattern} escape '\\'`)
         .where(sql<boolean>`lower(upn) <> lower(on_prem_user_principal_name)`)
         .execute();
-      const items = rows.filter((r) => r.immutable_id && r.sync_desired).map((r) => ({ op: 'upsert', type: 'user', sourceAnchor: r.immutable_id!, attributes: JSON.parse(r.sync_desired!) as unknown }));
+      const items = rows.filter((r) => r.immutable_id && r.sync_desired).map((r) => ({ op: 'upsert', type: 'user', sourceAnchor: r.immutable_id!, attributes: JSON.parse(r.sync_desired!) as SyncUserAttributes }));
       if (items.length === 0) return 0;
       const results = await applyAll(ctx, items, clock.now().toISOString());
       return results.filter((r) => r.status === 'updated').length;
