@@ -592,7 +592,7 @@ export function createSyncService(deps: Deps) {
         .where(sql<boolean>`lower(on_prem_user_principal_name) like ${pattern} escape '\\'`)
         .where(sql<boolean>`lower(upn) <> lower(on_prem_user_principal_name)`)
         .execute();
-      const items = rows.filter((r) => r.immutable_id && r.sync_desired).map((r) => ({ op: 'upsert', type: 'user', sourceAnchor: r.immutable_id!, attributes: JSON.parse(r.sync_desired!) as SyncUserAttributes }));
+      const items = rows.filter((r) => r.immutable_id && r.sync_desired).map((r): SyncItem => ({ op: 'upsert', type: 'user', sourceAnchor: r.immutable_id!, attributes: JSON.parse(r.sync_desired!) as SyncUserAttributes }));
       if (items.length === 0) return 0;
       const results = await applyAll(ctx, items, clock.now().toISOString());
       return results.filter((r) => r.status === 'updated').length;
