@@ -10,6 +10,7 @@ import type { Services } from '../cloud/services/index.ts';
 import { openServices } from '../cloud/services/index.ts';
 import { directoryConfigFromEnv } from '../cloud/config.ts';
 import { resolveDataDir } from '../cloud/store/store.ts';
+import { describeRun, startDemo } from '../demo/embedded.ts';
 import { action, globals, readSecretFile, UsageError } from './common.ts';
 
 interface ServeOpts {
@@ -49,14 +50,20 @@ function tlsFor(opts: ServeOpts, dataDir: string): { https?: { cert: string; key
   return { https: { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') }, note: `self-signed certificate: ${certFile} (trust it with NODE_EXTRA_CA_CERTS or target.caFile)` };
 }
 
-async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url: string) => Promise<string[]>): Promise<void> {
+interface Prepared {
+  lines: string[];
+  /** Called on shutdown, before the server closes. */
+  stop?: () => Promise<void>;
+}
+
+async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url: string) => Promise<Prepared>, defaultLogLevel = 'info'): Promise<void> {
   const dataDir = resolveDataDir(globals(cmd).data);
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`Invalid --port '${opts.port}': give a number from 0 to 65535.`);
   const tls = tlsFor(opts, dataDir);
   const svc = await openServices(dataDir, { config: directoryConfigFromEnv() });
   const app = await buildServer(svc, {
-    logger: { level: process.env.NIMBUS_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    logger: { level: process.env.NIMBUS_LOG_LEVEL ?? defaultLogLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
     https: tls.https,
   });
   try {
@@ -70,8 +77,9 @@ async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url:
   const addr = app.server.address();
   const url = `${tls.https ? 'https' : 'http'}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${typeof addr === 'object' && addr ? addr.port : port}`;
   const lines = [`Nimbus cloud directory listening on ${url} (data: ${dataDir})`, ...(tls.note ? [tls.note] : []), `Health: ${url}/healthz   Graph API: ${url}/v1.0`];
-  if (prepare) lines.push(...(await prepare(svc, url)));
   process.stdout.write(`${lines.join('\n')}\n`);
+  const prepared = prepare ? await prepare(svc, url) : undefined;
+  if (prepared) process.stdout.write(`${prepared.lines.join('\n')}\n`);
 
   // Items past the recycle-bin period are purged hourly.
   const purge = setInterval(() => void svc.directory.purgeExpired().catch((err: unknown) => app.log.error({ err }, 'purge failed')), 3_600_000);
@@ -84,6 +92,7 @@ async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url:
     process.once('SIGTERM', stop);
   });
   clearInterval(purge);
+  await prepared?.stop?.();
   await app.close();
   await svc.close();
 }
@@ -98,10 +107,12 @@ function serveOptions(c: Command): Command {
 }
 
 /** The demo tenant of `nimbus start`, created on first run, its app secret kept in the data folder. */
-async function prepareDemo(svc: Services, url: string, dataDir: string): Promise<string[]> {
+async function prepareDemo(svc: Services, url: string, dataDir: string): Promise<Prepared> {
   const name = process.env.NIMBUS_DEMO_TENANT ?? 'contoso';
-  let t = await svc.tenants.resolve(name);
-  t ??= await svc.tenants.create(name, 'Contoso (demo)');
+  // The demo tenant, its domain, users and the sync activation are set up by startDemo,
+  // which also builds the embedded agent.
+  const demo = await startDemo(svc, dataDir, name);
+  const t = demo.tenant;
   const secretFile = join(dataDir, 'demo-app.secret');
   const apps = await svc.apps.list(t.id);
   let app = apps.find((a) => a.name === 'nimbus-demo');
@@ -109,26 +120,57 @@ async function prepareDemo(svc: Services, url: string, dataDir: string): Promise
     if (app) await svc.apps.remove(cliActor(t.id), app.client_id);
     const created = await svc.apps.create(cliActor(t.id), 'nimbus-demo', 'readwrite');
     app = created.app;
-    writeFileSync(secretFile, `${created.secret}\n`, { mode: 0o600 });
+    writeFileSync(secretFile, created.secret, { mode: 0o600 }); // no newline: curl --data-urlencode @file keeps it
     chmodSync(secretFile, 0o600);
   }
-  return [
+  // The embedded agent syncs the bundled sample directory now, then on a timer.
+  const intervalMs = parseInterval(process.env.NIMBUS_SYNC_INTERVAL ?? '60s');
+  const first = await demo.syncOnce();
+  let running: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = demo
+      .syncOnce()
+      .then((r) => process.stdout.write(`${new Date().toISOString()} ${describeRun(r)}\n`))
+      .catch((err: unknown) => process.stderr.write(`sync failed: ${(err as Error).message}\n`));
+  }, intervalMs);
+  const lines = [
     '',
-    `Demo tenant: ${t.name} (id ${t.id}, initial domain ${t.initial_domain})`,
-    `Demo app:    client id ${app.client_id}, secret in ${secretFile}`,
+    ...demo.lines,
+    `First ${describeRun(first)}`,
+    `The agent syncs again every ${intervalMs / 1000} s (NIMBUS_SYNC_INTERVAL).`,
+    `Demo app:    client id ${app.client_id} (readwrite), secret in ${secretFile}`,
     'Try it:',
     `  TOKEN=$(curl -s ${url}/${t.name}/oauth2/v2.0/token -d grant_type=client_credentials -d client_id=${app.client_id} \\`,
     `          --data-urlencode client_secret@${secretFile} -d scope=https://graph.microsoft.com/.default | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')`,
     `  curl -s -H "Authorization: Bearer $TOKEN" ${url}/v1.0/organization`,
     'Press Ctrl-C to stop.',
   ];
+  return {
+    lines,
+    stop: async () => {
+      clearInterval(timer);
+      await running;
+      await demo.close();
+    },
+  };
+}
+
+/** `60s`, `5m`, `500ms` or plain milliseconds. */
+function parseInterval(v: string): number {
+  const m = /^(\d+)\s*(ms|s|m)?$/.exec(v.trim());
+  if (!m) throw new UsageError(`Invalid NIMBUS_SYNC_INTERVAL '${v}': use e.g. 60s, 5m or 500ms.`);
+  const n = Number(m[1]);
+  const ms = m[2] === 'm' ? n * 60_000 : m[2] === 's' || m[2] === undefined ? n * 1000 : n;
+  if (ms < 1000) throw new UsageError(`NIMBUS_SYNC_INTERVAL '${v}' is below one second.`);
+  return ms;
 }
 
 export function serveCommands(program: Command): void {
   serveOptions(program.command('serve').description('run the cloud directory (Graph API, OAuth2 token endpoint) until stopped')).action(
     action(async (opts: ServeOpts, cmd: Command) => run(cmd, opts)),
   );
-  serveOptions(program.command('start').description('run everything on the embedded default: the cloud directory with a demo tenant')).action(
-    action(async (opts: ServeOpts, cmd: Command) => run(cmd, opts, (svc, url) => prepareDemo(svc, url, resolveDataDir(globals(cmd).data)))),
+  serveOptions(program.command('start').description('run everything on the embedded default: the cloud directory, a demo tenant, and an agent syncing the bundled sample directory')).action(
+    // The demo's output is read by a person: request logs only at warn unless asked for.
+    action(async (opts: ServeOpts, cmd: Command) => run(cmd, opts, (svc, url) => prepareDemo(svc, url, resolveDataDir(globals(cmd).data)), 'warn')),
   );
 }

@@ -1,0 +1,113 @@
+// The embedded default behind `nimbus start`: a demo tenant with directory sync activated
+// and a verified custom domain, a cloud user waiting to be soft-matched, and an agent that
+// syncs the bundled sample on-premises directory (samples/corp.ldif) in-process, on a timer.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cliActor } from '../cloud/services/context.ts';
+import { GLOBAL_ADMIN } from '../cloud/services/directory.ts';
+import type { Services } from '../cloud/services/index.ts';
+import type { TenantTable } from '../cloud/store/schema.ts';
+import { openSyncAgent, type SyncAgent } from '../sync/agent.ts';
+import { configSchema, type SyncConfig } from '../sync/config.ts';
+import { createInProcessExporter } from '../sync/engine/exporter-inprocess.ts';
+import type { RunReport } from '../sync/engine/run.ts';
+
+export const SAMPLE_LDIF = resolve(dirname(fileURLToPath(import.meta.url)), '../../samples/corp.ldif');
+const SAMPLE_BASE_DN = 'DC=corp,DC=example,DC=com';
+const VERIFIED_DOMAIN = 'contoso.com';
+
+export interface Demo {
+  tenant: TenantTable;
+  lines: string[];
+  /** Runs one sync cycle now. */
+  syncOnce(): Promise<RunReport>;
+  close(): Promise<void>;
+}
+
+/** First user in the sample whose UPN is on the verified domain: the soft-match showcase. */
+async function softMatchCandidate(ldif: string): Promise<{ upn: string; displayName: string } | undefined> {
+  const rl = createInterface({ input: createReadStream(ldif), crlfDelay: Infinity });
+  let isUser = false;
+  let upn: string | undefined;
+  let name: string | undefined;
+  try {
+    for await (const line of rl) {
+      if (line === '') {
+        if (isUser && upn && upn.toLowerCase().endsWith(`@${VERIFIED_DOMAIN}`) && /^[A-Za-z0-9._-]+@/.test(upn)) return { upn, displayName: name ?? upn };
+        isUser = false;
+        upn = undefined;
+        name = undefined;
+      } else if (/^objectClass: user$/i.test(line)) isUser = true;
+      else if (line.startsWith('userPrincipalName: ')) upn = line.slice(19);
+      else if (line.startsWith('displayName: ')) name = line.slice(13);
+    }
+  } finally {
+    rl.close();
+  }
+  return undefined;
+}
+
+/** Prepares the demo tenant once (idempotent on later starts) and builds the in-process agent. */
+export async function startDemo(svc: Services, dataDir: string, tenantName: string): Promise<Demo> {
+  let tenant = await svc.tenants.resolve(tenantName);
+  const lines: string[] = [];
+  const adminFile = join(dataDir, 'demo-admin.password');
+  if (!tenant) {
+    tenant = await svc.tenants.create(tenantName, 'Contoso (demo)');
+    const op = cliActor(tenant.id);
+    // The operator running the demo has local access: the domain is verified without DNS.
+    await svc.domains.add(op, VERIFIED_DOMAIN);
+    await svc.domains.verify(op, VERIFIED_DOMAIN, { force: true });
+    const candidate = await softMatchCandidate(SAMPLE_LDIF);
+    if (candidate) {
+      await svc.users.create(op, {
+        accountEnabled: true,
+        displayName: `${candidate.displayName} (cloud)`,
+        mailNickname: candidate.upn.split('@')[0]!,
+        userPrincipalName: candidate.upn,
+        passwordProfile: { password: `${randomBytes(15).toString('base64url')}aA1!`, forceChangePasswordNextSignIn: true },
+      });
+    }
+    const password = `${randomBytes(15).toString('base64url')}aA1!`;
+    const admin = await svc.users.create(op, {
+      accountEnabled: true,
+      displayName: 'Demo Administrator',
+      mailNickname: 'admin',
+      userPrincipalName: `admin@${tenant.initial_domain}`,
+      passwordProfile: { password, forceChangePasswordNextSignIn: false },
+    });
+    await svc.directory.assignRole(op, GLOBAL_ADMIN, admin.id as string);
+    writeFileSync(adminFile, `${password}\n`, { mode: 0o600 });
+    // Running the demo is the operator's confirmation to activate directory sync.
+    await svc.organization.setDirSync(op, true);
+    if (candidate) lines.push(`Cloud-only user ${candidate.upn} was created first; the first sync soft-matches it (no duplicate).`);
+  }
+  const raw = configSchema.parse({
+    source: { type: 'ldif', path: SAMPLE_LDIF, baseDn: SAMPLE_BASE_DN },
+    target: { type: 'nimbus', url: 'http://127.0.0.1', tenant: tenant.id, clientId: 'embedded' },
+    sync: { dataDir: join(dataDir, 'agent') },
+  });
+  const config: SyncConfig = { ...raw, file: 'embedded demo', secrets: {} };
+  const agent: SyncAgent = await openSyncAgent(config, { exporter: await createInProcessExporter(svc, tenant.id) });
+  lines.push(
+    `Demo tenant: ${tenant.name} (id ${tenant.id}); verified domains ${VERIFIED_DOMAIN} and ${tenant.initial_domain}`,
+    `Demo administrator: admin@${tenant.initial_domain}, password in ${existsSync(adminFile) ? adminFile : '(created by an earlier version)'}`,
+    `On-premises sample: ${SAMPLE_LDIF} (${SAMPLE_BASE_DN}; .local and corp.example.com suffixes fall back to @${tenant.initial_domain})`,
+  );
+  return {
+    tenant,
+    lines,
+    syncOnce: () => agent.run(),
+    close: () => agent.close(),
+  };
+}
+
+export function describeRun(r: RunReport): string {
+  const c = r.counts;
+  return `sync ${r.status}: ${c.adds} added, ${c.updates} updated, ${c.deletes} deleted, ${c.unchanged} unchanged, ${c.errors} errors, ${c.provisioningErrors} provisioning errors (${(r.durationMs / 1000).toFixed(1)} s)`;
+}
+
+export const readAdminPassword = (dataDir: string) => readFileSync(join(dataDir, 'demo-admin.password'), 'utf8').trim();
