@@ -215,3 +215,32 @@ describe('exports', () => {
     expect(unknown.body.error.message).toContain('favouriteColour');
   });
 });
+
+describe('run reports', () => {
+  it('records a run reported at its start and its end, newest first, and says whether one is running', async () => {
+    const startedAt = new Date().toISOString();
+    const start = await cloud.graph(sync, '/sync/v1/runs', { method: 'POST', body: { runId: 'run-1', kind: 'delta', status: 'in-progress', inProgress: true, startedAt } });
+    expect(start.status).toBe(204);
+    let runs = await cloud.graph(admin, '/sync/v1/runs');
+    expect(runs.body.inProgress).toBe(true);
+    expect(runs.body.runs[0]).toMatchObject({ runId: 'run-1', status: 'in-progress', inProgress: true });
+    const end = await cloud.graph(sync, '/sync/v1/runs', {
+      method: 'POST',
+      body: { runId: 'run-1', kind: 'delta', status: 'success', inProgress: false, startedAt, endedAt: new Date().toISOString(), counts: { adds: 3, updates: 1 }, errors: [{ anchor: 'x', message: 'bad' }] },
+    });
+    expect(end.status).toBe(204);
+    runs = await cloud.graph(admin, '/sync/v1/runs');
+    expect(runs.body.inProgress).toBe(false);
+    expect(runs.body.runs).toHaveLength(1);
+    expect(runs.body.runs[0]).toMatchObject({ status: 'success', counts: { adds: 3, updates: 1 }, errors: [{ anchor: 'x', message: 'bad' }] });
+  });
+
+  it('accepts reports only from the sync role, and names a bad field', async () => {
+    const startedAt = new Date().toISOString();
+    expect((await cloud.graph(admin, '/sync/v1/runs', { method: 'POST', body: { runId: 'r2', kind: 'full', status: 'x', inProgress: false, startedAt } })).status).toBe(403);
+    const bad = await cloud.graph(sync, '/sync/v1/runs', { method: 'POST', body: { runId: 'r 2', kind: 'full', status: 'x', inProgress: false, startedAt } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('runId');
+  });
+});
+

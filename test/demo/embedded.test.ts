@@ -71,5 +71,14 @@ describe('nimbus start (embedded default)', () => {
   it('a second cycle with nothing changed exports nothing', async () => {
     const r = await demo.syncOnce();
     expect(r.counts.adds + r.counts.updates + r.counts.deletes).toBe(0);
+    expect(r.reportedToCloud).toBe(true);
+  });
+
+  it('reports each run to the cloud directory', async () => {
+    const runs = (await app.inject({ method: 'GET', url: '/sync/v1/runs', headers: { authorization: `Bearer ${token}` } })).json();
+    expect(runs.inProgress).toBe(false);
+    expect(runs.runs.length).toBeGreaterThanOrEqual(2);
+    expect(runs.runs.every((x: any) => x.status === 'success' && x.endedAt)).toBe(true);
+    expect(runs.runs.some((x: any) => x.counts.adds > 100)).toBe(true);
   });
 });

@@ -153,6 +153,21 @@ export interface AuditTable {
   target_resources: string;
 }
 
+export interface SyncRunTable {
+  tenant_id: string;
+  run_id: string;
+  agent: string;
+  kind: string;
+  status: string;
+  in_progress: number;
+  started_at: string;
+  ended_at: string | null;
+  counts: string;
+  errors: string;
+  message: string | null;
+  updated_at: string;
+}
+
 export interface Database {
   tenants: TenantTable;
   domains: DomainTable;
@@ -166,4 +181,5 @@ export interface Database {
   apps: AppTable;
   signing_keys: SigningKeyTable;
   audit_logs: AuditTable;
+  sync_runs: SyncRunTable;
 }

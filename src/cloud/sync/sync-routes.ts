@@ -18,6 +18,19 @@ export function syncRoutes(app: FastifyInstance, svc: Services) {
     return reply.send({ results, counts });
   });
 
+  /** POST /sync/v1/runs: the agent reports a run at its start and its end. */
+  app.post('/sync/v1/runs', async (req, reply) => {
+    await svc.sync.reportRun(actorOf(req), req.body);
+    return reply.code(204).send();
+  });
+
+  /** GET /sync/v1/runs?top=N: reported runs, newest first, and whether one is running. */
+  app.get<{ Querystring: { top?: string } }>('/sync/v1/runs', async (req, reply) => {
+    const top = req.query.top === undefined ? 20 : Number(req.query.top);
+    if (!Number.isInteger(top) || top < 1 || top > 200) throw badRequest(`Invalid top '${req.query.top}': give 1-200.`, 'top');
+    return reply.send(await svc.sync.runs(actorOf(req).tenantId, top));
+  });
+
   const syncObject = async (tenantId: string) => ({
     id: tenantId,
     features: await svc.sync.features(tenantId),

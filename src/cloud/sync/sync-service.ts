@@ -100,6 +100,25 @@ export type SyncGroupAttributes = z.infer<typeof syncGroupAttributes>;
 
 export const MAX_SYNC_BATCH = 500;
 
+/** A run as the agent reports it (POST /sync/v1/runs); sent at start and at the end. */
+export const syncRunReport = z
+  .object({
+    runId: z.string().min(1).max(64).regex(/^[A-Za-z0-9:._-]+$/, 'letters, digits and : . _ - only'),
+    kind: z.string().min(1).max(32),
+    status: z.string().min(1).max(48),
+    inProgress: z.boolean(),
+    startedAt: z.string().datetime(),
+    endedAt: z.string().datetime().nullish(),
+    counts: z.record(z.string(), z.number()).default({}),
+    errors: z.array(z.record(z.string(), z.unknown())).max(100).default([]),
+    message: z.string().max(2000).nullish(),
+  })
+  .strict();
+export type SyncRunReport = z.infer<typeof syncRunReport>;
+
+/** Days run reports are kept (AD Connect keeps run history 7 days). */
+export const SYNC_RUN_RETENTION_DAYS = 7;
+
 // ---- output -----------------------------------------------------------------------------
 
 export interface ProvisioningError {
@@ -570,6 +589,56 @@ export function createSyncService(deps: Deps) {
       if (ctx.released.size > 0) await heal(ctx, now, [...ctx.released]);
       if (results.some((r) => r.status !== 'error')) await db.updateTable('tenants').set({ sync_last_at: now }).where('id', '=', ctx.t.id).execute();
       return results;
+    },
+
+    /** Records (or updates) a run the agent reports; keeps the last 7 days. */
+    async reportRun(actor: Actor, body: unknown): Promise<void> {
+      if (!isSync(actor)) throw forbidden(`Only an app with the sync role can report sync runs; '${actor.name}' has the ${actor.role} role.`);
+      const r = syncRunReport.safeParse(body);
+      if (!r.success) {
+        const issue = r.error.issues[0]!;
+        throw badRequest(`Invalid run report: ${issue.path.join('.') || 'body'}: ${issue.message}.`, issue.path.join('.'));
+      }
+      const run = r.data;
+      const now = clock.now().toISOString();
+      const row = {
+        agent: actor.name,
+        kind: run.kind,
+        status: run.status,
+        in_progress: run.inProgress ? 1 : 0,
+        started_at: run.startedAt,
+        ended_at: run.endedAt ?? null,
+        counts: JSON.stringify(run.counts),
+        errors: JSON.stringify(run.errors),
+        message: run.message ?? null,
+        updated_at: now,
+      };
+      await db
+        .insertInto('sync_runs')
+        .values({ tenant_id: actor.tenantId, run_id: run.runId, ...row })
+        .onConflict((oc) => oc.columns(['tenant_id', 'run_id']).doUpdateSet(row))
+        .execute();
+      const cutoff = new Date(clock.now().getTime() - SYNC_RUN_RETENTION_DAYS * 86_400_000).toISOString();
+      await db.deleteFrom('sync_runs').where('tenant_id', '=', actor.tenantId).where('started_at', '<', cutoff).execute();
+    },
+
+    /** Reported runs, newest first, and whether one is in progress now. */
+    async runs(tenantId: string, top = 20) {
+      const rows = await db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenantId).orderBy('started_at', 'desc').limit(top).execute();
+      const runs = rows.map((r) => ({
+        runId: r.run_id,
+        agent: r.agent,
+        kind: r.kind,
+        status: r.status,
+        inProgress: r.in_progress === 1,
+        startedAt: r.started_at,
+        endedAt: r.ended_at,
+        counts: JSON.parse(r.counts) as Record<string, number>,
+        errors: JSON.parse(r.errors) as unknown[],
+        message: r.message,
+        lastReportedAt: r.updated_at,
+      }));
+      return { inProgress: runs.some((r) => r.inProgress), runs };
     },
 
     /** Retries every synced object that holds provisioning errors. */

@@ -103,6 +103,10 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
       await post([]);
     },
     export: post,
+    async reportRun(run) {
+      const res = await send(`${base}/sync/v1/runs`, { method: 'POST', headers: { authorization: `Bearer ${await accessToken()}`, 'content-type': 'application/json' }, body: JSON.stringify(run) });
+      if (!res.ok) throw new SyncError('TargetRefused', `The cloud directory refused the run report (HTTP ${res.status}): ${(await errorOf(res)).error?.message ?? ''}`);
+    },
     async close() {
       await dispatcher.close();
     },

@@ -26,6 +26,9 @@ export async function createInProcessExporter(svc: Services, tenant: string): Pr
     async export(items) {
       return svc.sync.apply(actor, items).catch(translate);
     },
+    async reportRun(run) {
+      await svc.sync.reportRun(actor, run).catch(translate);
+    },
     async close() {},
   };
 }

@@ -2,12 +2,12 @@
 // desired cloud values of what changed) -> export (send only the difference, in batches,
 // marking each object exported only after the cloud confirmed it). Every step persists its
 // progress, so a killed run and a rerun reach the same end state.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-service.ts';
 import { isEntryError, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
-import type { Exporter } from './exporter.ts';
+import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { first, normalizeDn, objectTypeOf, scopeOf, values, type ObjectType, type ScopeRules } from './scope.ts';
 import type { ConnectorSpace, ObjectRow } from './space.ts';
@@ -99,6 +99,8 @@ export interface RunReport {
   deletesWithheld?: boolean;
   code?: SyncErrorCode;
   message?: string;
+  /** Whether the cloud directory accepted the run report. */
+  reportedToCloud?: boolean;
 }
 
 const hash = (s: string) => createHash('sha1').update(s).digest('base64');
@@ -118,7 +120,39 @@ function stage(e: SourceEntry): StagedEntry {
   return { dn: e.dn, attrs };
 }
 
+/**
+ * One run, reported to the cloud directory at its start (in progress) and its end, so the
+ * portal shows it wherever the agent runs. Reporting is best-effort: it never fails a run.
+ */
 export async function runSync(engine: Engine, opts: RunOptions = {}): Promise<RunReport> {
+  const runId = randomUUID();
+  const startedAt = (engine.now ? engine.now() : new Date()).toISOString();
+  const kind = opts.full ? 'full' : 'full-import';
+  const report = async (run: SyncRunReport) => {
+    try {
+      await engine.exporter.reportRun?.(run);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await report({ runId, kind, status: 'in-progress', inProgress: true, startedAt, counts: {}, errors: [] });
+  const r = await runSyncOnce(engine, opts);
+  const reported = await report({
+    runId,
+    kind,
+    status: r.status,
+    inProgress: false,
+    startedAt,
+    endedAt: r.endedAt,
+    counts: { ...r.counts },
+    errors: r.errors.slice(0, 100).map((e) => ({ ...e })),
+    message: r.message ?? null,
+  });
+  return { ...r, reportedToCloud: reported };
+}
+
+async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunReport> {
   const { space, exporter, mapper } = engine;
   const db = space.sqlite;
   const now = () => (engine.now ? engine.now() : new Date());
