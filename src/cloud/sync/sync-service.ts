@@ -228,14 +228,15 @@ export function createSyncService(deps: Deps) {
     for (let i = 0; i < anchors.length; i += 500) {
       const chunk = anchors.slice(i, i + 500);
       for (const type of ['user', 'group'] as const) {
+        // deleted_at is checked here, not in SQL: with it in the WHERE clause SQLite's planner
+        // picks the (tenant_id, deleted_at) index and scans every live object per chunk.
         const rows = await trx
           .selectFrom(type === 'user' ? 'users' : 'groups')
-          .select(['id', 'immutable_id'])
+          .select(['id', 'immutable_id', 'deleted_at'])
           .where('tenant_id', '=', tenantId)
           .where('immutable_id', 'in', chunk)
-          .where('deleted_at', 'is', null)
           .execute();
-        for (const r of rows) out.set(r.immutable_id!, { id: r.id, type });
+        for (const r of rows) if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
       }
     }
     return out;

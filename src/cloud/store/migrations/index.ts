@@ -4,12 +4,14 @@ import * as m0001 from './0001-initial.ts';
 import * as m0002 from './0002-sync-state.ts';
 import * as m0003 from './0003-order-indexes.ts';
 import * as m0004 from './0004-sync-runs.ts';
+import * as m0005 from './0005-manager-order-index.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-sync-state': m0002,
   '0003-order-indexes': m0003,
   '0004-sync-runs': m0004,
+  '0005-manager-order-index': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {
