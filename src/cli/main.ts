@@ -1,5 +1,6 @@
 // The `nimbus` command line: one program, one file per command group.
 import { Command } from 'commander';
+import { adCommands } from './ad.ts';
 import { adminCommands } from './admin.ts';
 import { appCommands } from './app.ts';
 import { dirsyncCommands } from './dirsync.ts';
@@ -25,5 +26,6 @@ appCommands(program);
 dirsyncCommands(program);
 adminCommands(program);
 syncCommands(program);
+adCommands(program);
 
 await program.parseAsync(process.argv);

@@ -60,3 +60,19 @@ export function primarySmtp(proxies: readonly string[]): string | null {
 export function fallbackUpn(mailNickname: string, initialDomain: string): string {
   return `${mailNickname}@${initialDomain}`;
 }
+
+/**
+ * Top-level labels that are not routable on the internet and that directories commonly use
+ * (IdFix's "top-level domain" error, e.g. corp.local). A suffix ending in one of these can never
+ * be verified in a tenant.
+ */
+export const NON_ROUTABLE_TLDS: ReadonlySet<string> = new Set([
+  'local', 'lan', 'internal', 'intranet', 'corp', 'home', 'localdomain', 'localhost', 'private', 'priv', 'domain', 'ad', 'loc', 'invalid', 'test', 'example',
+]);
+
+/** True when the domain's top-level label is routable (not `.local` and friends, not a single label). */
+export function isRoutableDomain(domain: string): boolean {
+  const labels = asciiLower(domain).split('.');
+  if (labels.length < 2) return false;
+  return !NON_ROUTABLE_TLDS.has(labels[labels.length - 1] ?? '');
+}
