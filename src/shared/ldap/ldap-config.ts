@@ -3,8 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
-import { sourceSchema, targetSchema } from '../../sync/config.ts';
+import type { z } from 'zod';
+import { sourceSchema, targetSchema } from '../config-sections.ts';
 import { LdapError } from './ldap-errors.ts';
 
 /** One typed object, read once; the password is a function so printing the config never shows it. */
@@ -27,16 +27,8 @@ export interface LdapConnectionConfig {
 
 export const DEFAULT_LDAP_TIMEOUT_MS = 30_000;
 
-/**
- * The agent config's `source` section as the prep tooling reads it: the sync engine's schema
- * (src/sync/config.ts, reused, not copied) plus the two TLS settings the connection layer adds.
- */
-export const adSourceSchema = sourceSchema.extend({
-  /** PEM CA file for ldaps:// or StartTLS. Default: Node's built-in CAs. */
-  caFile: z.string().min(1).optional(),
-  /** Use StartTLS on ldap://. Default false. */
-  starttls: z.boolean().optional(),
-});
+/** The config file's `source` section: the same schema the sync agent reads. */
+export const adSourceSchema = sourceSchema;
 export const adTargetSchema = targetSchema;
 
 export interface AdConfigFile {
