@@ -85,6 +85,14 @@ export function conflictError(c: AddressConflict): NimbusError {
 export async function claimAddresses(db: Db, tenantId: string, objectId: string, claims: readonly AddressClaim[]): Promise<void> {
   const conflicts = await findConflicts(db, tenantId, objectId, claims);
   if (conflicts[0]) throw conflictError(conflicts[0]);
+  await setAddresses(db, tenantId, objectId, claims);
+}
+
+/**
+ * Makes the object hold exactly `claims`, for callers that resolved conflicts already (the
+ * sync path leaves conflicting values off, in the same transaction).
+ */
+export async function setAddresses(db: Db, tenantId: string, objectId: string, claims: readonly AddressClaim[]): Promise<void> {
   const keep = claims.map((c) => c.address);
   let del = db.deleteFrom('addresses').where('tenant_id', '=', tenantId).where('object_id', '=', objectId);
   if (keep.length > 0) del = del.where('address', 'not in', keep);

@@ -9,7 +9,7 @@ import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { recordAudit } from '../services/audit.ts';
 import { isSync, type Actor, type Deps } from '../services/context.ts';
-import { addressClaims, claimAddresses, findConflicts, nextSeq, releaseAddresses, type AddressClaim } from '../services/objects.ts';
+import { addressClaims, findConflicts, nextSeq, releaseAddresses, setAddresses, type AddressClaim } from '../services/objects.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 
@@ -164,7 +164,9 @@ export function createSyncService(deps: Deps) {
     const features = { ...defaultSyncFeatures, ...(JSON.parse(t.sync_features) as Partial<Features>) };
     /** Addresses given up during this call; objects whose errors name them may heal. */
     const released = new Set<string>();
-    return { t, verified, features, released };
+    /** Change numbers for this call; applyAll takes a block at the start of its transaction. */
+    const seq = { value: 0 };
+    return { t, verified, features, released, seq, nextSeq: () => ++seq.value };
   }
   type Ctx = Awaited<ReturnType<typeof context>>;
 
@@ -346,13 +348,13 @@ export function createSyncService(deps: Deps) {
       if (!changed) return result;
       const claims = addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies });
       await trackReleased(trx, ctx, id, claims);
-      await claimAddresses(trx, T, id, claims);
-      const seq = await nextSeq(trx, T);
+      await setAddresses(trx, T, id, claims);
+      const seq = ctx.nextSeq();
       await trx.updateTable('users').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
       return { ...result, status: row.deleted_at ? 'restored' : 'updated' };
     }
-    await claimAddresses(trx, T, id, addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies }));
-    const seq = await nextSeq(trx, T);
+    await setAddresses(trx, T, id, addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies }));
+    const seq = ctx.nextSeq();
     await trx
       .insertInto('users')
       .values({ ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now })
@@ -415,14 +417,14 @@ export function createSyncService(deps: Deps) {
       if (Object.entries(fields).some(([k, v]) => before[k] !== v)) {
         const claims = addressClaims({ mail: fields.mail, proxyAddresses: r.proxies });
         await trackReleased(trx, ctx, id, claims);
-        await claimAddresses(trx, T, id, claims);
-        const seq = await nextSeq(trx, T);
+        await setAddresses(trx, T, id, claims);
+        const seq = ctx.nextSeq();
         await trx.updateTable('groups').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
         status = row.deleted_at ? 'restored' : 'updated';
       }
     } else {
-      await claimAddresses(trx, T, id, addressClaims({ mail: fields.mail, proxyAddresses: r.proxies }));
-      const seq = await nextSeq(trx, T);
+      await setAddresses(trx, T, id, addressClaims({ mail: fields.mail, proxyAddresses: r.proxies }));
+      const seq = ctx.nextSeq();
       await trx.insertInto('groups').values({ ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now }).execute();
       status = 'created';
     }
@@ -437,7 +439,7 @@ export function createSyncService(deps: Deps) {
       // Members not resolvable yet are not removed: they may simply not be exported yet.
       const remove = [...have].filter(([mid]) => !want.has(mid));
       if (add.length || remove.length) {
-        const seq = await nextSeq(trx, T);
+        const seq = ctx.nextSeq();
         for (let i = 0; i < add.length; i += 200) {
           const chunk = add.slice(i, i + 200);
           await trx.insertInto('memberships').values(chunk.map(([mid, t]) => ({ tenant_id: T, group_id: id, member_id: mid, member_type: t }))).execute();
@@ -459,7 +461,7 @@ export function createSyncService(deps: Deps) {
     const table = type === 'user' ? 'users' : 'groups';
     const row = await trx.selectFrom(table).select(['id', 'deleted_at']).where('tenant_id', '=', ctx.t.id).where('immutable_id', '=', anchorValue).executeTakeFirst();
     if (!row || row.deleted_at) return { sourceAnchor: anchorValue, type, status: 'not-found' };
-    const seq = await nextSeq(trx, ctx.t.id);
+    const seq = ctx.nextSeq();
     // Out of scope or deleted on-premises: soft delete, restorable for 30 days.
     await trx.updateTable(table).set({ deleted_at: now, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', ctx.t.id).where('id', '=', row.id).execute();
     await trackReleased(trx, ctx, row.id, []);
@@ -480,6 +482,9 @@ export function createSyncService(deps: Deps) {
     const trx = await db.startTransaction().execute();
     const out: SyncResult[] = [];
     try {
+      // Take the tenant row's write lock first and number this batch's changes from it;
+      // the counter is written back before commit (delta reads commit-ordered numbers).
+      ctx.seq.value = await nextSeq(trx, ctx.t.id, 0);
       for (const item of items) {
         const sp = await trx.savepoint('obj').execute();
         try {
@@ -492,6 +497,7 @@ export function createSyncService(deps: Deps) {
           out.push({ sourceAnchor: item.sourceAnchor, type: item.type, status: 'error', message, provisioningErrors: [{ category: 'DataValidationFailed', propertyCausingError: 'Object', value: item.sourceAnchor, occurredDateTime: now }] });
         }
       }
+      await trx.updateTable('tenants').set({ change_seq: ctx.seq.value }).where('id', '=', ctx.t.id).execute();
       await trx.commit().execute();
     } catch (err) {
       await trx.rollback().execute();
