@@ -54,7 +54,7 @@ export function syncCommands(program: Command): void {
     .command('sync')
     .description('run one sync cycle: import from the source, compute changes, export them to the cloud directory')
     .option('--config <file>', 'sync configuration (env NIMBUS_CONFIG, default ./nimbus.yaml)')
-    .option('--full', 'recompute every object from its source values (after changing mapping rules); still exports only differences')
+    .option('--full', 'full import (deletes found by difference) and recompute every object (after changing mapping rules); without it, sources that support deltas (AD) read only changes; still exports only differences')
     .option('--json', 'print the run report as JSON')
     .addHelpText('after', `\nEnvironment overrides:\n${ENV_OVERRIDES.map((o) => `  ${o.env.padEnd(34)} ${o.path}: ${o.doc}`).join('\n')}\n\nExit codes: 0 done, 1 done with per-object errors, 2 could not run, 3 stopped by the deletion threshold.`)
     .action(async (opts: { config?: string; full?: boolean }, cmd: Command) => {

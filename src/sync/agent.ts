@@ -1,5 +1,8 @@
 // Composition root of the sync agent: config -> connector, connector space, scope rules,
 // mapper, exporter -> engine, built once; the CLI and tests go through this.
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { DEFAULT_LDAP_TIMEOUT_MS } from '../shared/ldap/ldap-config.ts';
+import { createAdConnector } from './connectors/ad/ad-connector.ts';
 import type { SourceConnector } from './connectors/connector.ts';
 import { createLdifConnector } from './connectors/ldif/ldif-connector.ts';
 import { domainOfBaseDn, type SyncConfig } from './config.ts';
@@ -18,13 +21,24 @@ export interface SyncAgent {
 }
 
 function connectorFor(config: SyncConfig): SourceConnector {
-  if (config.source.type === 'ldif') return createLdifConnector({ path: config.source.path! });
-  throw new SyncError('ConfigInvalid', `${config.file}: source.type: the AD (LDAP) connector is not available in this build yet; export the directory with ldifde -f export.ldif and use source.type: ldif with source.path.`);
+  const s = config.source;
+  if (s.type === 'ldif') return createLdifConnector({ path: s.path! });
+  const password = config.secrets.sourcePassword;
+  if (!password) throw new SyncError('ConfigInvalid', `${config.file}: source.passwordFile: is required for source.type ad (or set NIMBUS_SOURCE_PASSWORD).`);
+  // loadSyncConfig resolves path and passwordFile; the CA file is relative to the config file too.
+  const base = config.file === 'environment' ? process.cwd() : dirname(config.file);
+  const caFile = s.caFile === undefined ? undefined : isAbsolute(s.caFile) ? s.caFile : resolve(base, s.caFile);
+  return createAdConnector({
+    connection: { url: s.url!, bindDn: s.bindDn!, password: () => password.reveal(), starttls: !!s.starttls, caFile, timeoutMs: DEFAULT_LDAP_TIMEOUT_MS, baseDn: s.baseDn },
+    baseDn: s.baseDn!,
+  });
 }
 
 export interface AgentOverrides {
   /** Use this exporter instead of HTTP (the embedded, in-process mode). */
   exporter?: Exporter;
+  /** Wraps the source connector (tests inject failures part-way through an import). */
+  wrapConnector?: (c: SourceConnector) => SourceConnector;
 }
 
 /** Builds the agent. Config problems surface here, before anything is read or exported. */
@@ -32,7 +46,7 @@ export async function openSyncAgent(config: SyncConfig, overrides: AgentOverride
   const scope = compileScope(config.source);
   const domain = config.source.domain?.toLowerCase() ?? domainOfBaseDn(config.source.baseDn);
   const mapper = createMapper(config.mapping, { domain });
-  const connector = connectorFor(config);
+  const connector = overrides.wrapConnector ? overrides.wrapConnector(connectorFor(config)) : connectorFor(config);
   const exporter =
     overrides.exporter ??
     createHttpExporter({

@@ -32,6 +32,12 @@ export interface DeltaImport {
   changes: AsyncIterable<DeltaChange>;
   /** The watermark to persist once every change above is safely staged. */
   watermark(): string;
+  /**
+   * For sources whose deltas cannot report deletions (an AD account that may not read
+   * tombstones): every objectGUID (base64) present now, read after `changes`; the engine then
+   * finds deletions by difference, as a full import does.
+   */
+  liveObjectGuids?(): AsyncIterable<string>;
 }
 
 export interface SourceConnector {
@@ -41,7 +47,17 @@ export interface SourceConnector {
   readonly identity: string;
   /** Every entry of the source. Throws SyncError when the source cannot be read at all. */
   fullImport(signal?: AbortSignal): AsyncIterable<ImportItem>;
+  /**
+   * After a complete fullImport: the watermark a later deltaImport starts from. Connectors take
+   * it before reading the first entry, so changes made during the import are read again.
+   */
+  fullImportWatermark?(): string | undefined;
   /** Changes since `watermark`; connectors without it (LDIF) always run full imports. */
   deltaImport?(watermark: string, signal?: AbortSignal): DeltaImport;
+  /**
+   * The whole current entry at `dn`, for a delta change the connector space holds no staged
+   * copy of (new, or out of scope until now); undefined when it is gone.
+   */
+  readEntry?(dn: string): Promise<SourceEntry | undefined>;
   close(): Promise<void>;
 }

@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-service.ts';
-import { isEntryError, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
+import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
 import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
@@ -36,7 +36,11 @@ export interface Progress {
 }
 
 export interface RunOptions {
-  /** Recompute every object's desired values (after rule changes); exports still send only differences. */
+  /**
+   * Full import (deletes found by difference) and recompute every object's desired values (after
+   * rule changes); exports still send only differences. Without it, a connector with deltaImport
+   * and a saved watermark (same source, same scope rules) runs a delta import.
+   */
   full?: boolean;
   onProgress?: (p: Progress) => void;
   /**
@@ -127,7 +131,7 @@ function stage(e: SourceEntry): StagedEntry {
 export async function runSync(engine: Engine, opts: RunOptions = {}): Promise<RunReport> {
   const runId = randomUUID();
   const startedAt = (engine.now ? engine.now() : new Date()).toISOString();
-  const kind = opts.full ? 'full' : 'full-import';
+  const kind = opts.full ? 'full' : deltaWatermark(engine, opts) !== undefined ? 'delta' : 'full-import';
   const report = async (run: SyncRunReport) => {
     try {
       await engine.exporter.reportRun?.(run);
@@ -163,7 +167,9 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     counts.errors++;
     if (errors.length < MAX_ERRORS) errors.push(e);
   };
-  const runId = Number(db.prepare('INSERT INTO runs (kind, started_at, status) VALUES (?, ?, ?)').run(opts.full ? 'full' : 'full-import', started.toISOString(), 'in-progress').lastInsertRowid);
+  // Delta import when the connector can and a complete earlier import left a watermark.
+  const watermark = deltaWatermark(engine, opts);
+  const runId = Number(db.prepare('INSERT INTO runs (kind, started_at, status) VALUES (?, ?, ?)').run(opts.full ? 'full' : watermark !== undefined ? 'delta' : 'full-import', started.toISOString(), 'in-progress').lastInsertRowid);
   let phaseStart = Date.now();
   let lastTick = 0;
   const progress = (phase: Phase, done: number, total?: number, force = false) => {
@@ -198,7 +204,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
 
     // ---- import
     startPhase('import');
-    const imp = importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
+    const imp = watermark !== undefined ? importDelta(engine, engine.connector.deltaImport!(watermark, opts.signal), runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
     const { topologyChanged, deletesWithheld } = await imp;
     progress('import', counts.read, counts.read, true);
 
@@ -312,12 +318,221 @@ async function importAll(
       'SourceEmpty',
       `The source returned no in-scope objects, but ${live} were synced before. That looks like a source problem (wrong file, empty export, scope settings), not ${live} deletions, so nothing was changed. Check source.path / source.include / source.filter and run again.`,
     );
-  if (unreadable > 0) return { topologyChanged, deletesWithheld: true };
-  // Deletes by difference: present objects a complete import did not see are gone from the source.
-  const gone = db.prepare('UPDATE objects SET present = 0, dirty = 0 WHERE present = 1 AND seen_run != ?').run(runId).changes;
-  // Objects never exported need no cloud delete.
-  db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();
+  if (unreadable > 0) {
+    // Entries that could not be read would not come back in a delta: the next run is full again.
+    engine.space.setMeta(WATERMARK_KEY, '');
+    return { topologyChanged, deletesWithheld: true };
+  }
+  const wm = engine.connector.fullImportWatermark?.();
+  const gone = db.transaction(() => {
+    // Deletes by difference: present objects a complete import did not see are gone from the source.
+    const n = db.prepare('UPDATE objects SET present = 0, dirty = 0 WHERE present = 1 AND seen_run != ?').run(runId).changes;
+    // Objects never exported need no cloud delete.
+    db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();
+    // The delta watermark, in the same commit as the state it describes.
+    engine.space.setMeta(WATERMARK_KEY, wm === undefined ? '' : JSON.stringify({ source: engine.connector.identity, scope: scopeFingerprint(engine.scope), watermark: wm }));
+    return n;
+  })();
   return { topologyChanged: topologyChanged || gone > 0, deletesWithheld: false };
+}
+
+// ---------------------------------------------------------------- delta import
+
+/** Connector-space meta key of the saved delta watermark: `{ source, scope, watermark }` as JSON. */
+export const WATERMARK_KEY = 'source.watermark';
+
+const scopeFingerprint = (s: ScopeRules) => JSON.stringify({ include: s.include, exclude: s.exclude, filter: s.filter?.toString() ?? null });
+
+/**
+ * The watermark a delta import starts from, or undefined for a full import: `--full`, a
+ * connector without deltas, no complete import yet, another source, or changed scope rules
+ * (out-of-scope objects keep no attributes, so only a full import can bring them in).
+ */
+function deltaWatermark(engine: Engine, opts: RunOptions): string | undefined {
+  if (opts.full || !engine.connector.deltaImport) return undefined;
+  const saved = engine.space.getMeta(WATERMARK_KEY);
+  if (!saved) return undefined;
+  try {
+    const w = JSON.parse(saved) as { source: string; scope: string; watermark: string };
+    return w.source === engine.connector.identity && w.scope === scopeFingerprint(engine.scope) ? w.watermark : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Delta values over the staged copy: returned attributes replace (case-insensitively), empty ones are cleared. */
+function mergeStaged(staged: Record<string, string[]>, delta: Record<string, string[]>): Record<string, string[]> {
+  const out: Record<string, string[]> = { ...staged };
+  const keyOf = new Map(Object.keys(out).map((k) => [k.toLowerCase(), k]));
+  for (const [k, vs] of Object.entries(delta)) {
+    const old = keyOf.get(k.toLowerCase());
+    if (old !== undefined) delete out[old];
+    if (vs.length) out[k] = vs;
+  }
+  return out;
+}
+
+/**
+ * After a delta: (1) a rename or move changes the DN in every `member` and `manager` value that
+ * names the object, but AD reports only the renamed object, not the groups and users whose
+ * values changed with it (link values follow their target by GUID, [MS-ADTS] 3.1.1.1.6), so
+ * those values are rewritten in the staged copies; (2) objects whose references name an object
+ * that appeared, disappeared or changed scope (`touched`, DN keys) are marked for recompute.
+ * One pass over the staged copies that hold references, instead of recomputing all of them
+ * as a full import does when the topology changes.
+ */
+function refreshReferences(engine: Engine, moved: Map<string, string>, touched: Set<string>): void {
+  const db = engine.space.sqlite;
+  const rows = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>("SELECT anchor, type, dn, imported FROM objects WHERE present = 1 AND in_scope = 1 AND imported IS NOT NULL AND (type = 'group' OR has_refs = 1)").all();
+  const rewrite = db.prepare('UPDATE objects SET imported = ?, import_hash = ?, dirty = 1 WHERE anchor = ?');
+  const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE anchor = ?');
+  for (const r of rows) {
+    const attrs = JSON.parse(r.imported!) as Record<string, string[]>;
+    let changed = false;
+    let dirty = false;
+    for (const k of Object.keys(attrs)) {
+      if (!/^(member|manager)$/i.test(k)) continue;
+      attrs[k] = attrs[k]!.map((v) => {
+        const key = normalizeDn(v);
+        if (touched.has(key)) dirty = true;
+        const to = moved.get(key);
+        if (to === undefined) return v;
+        changed = true;
+        return to;
+      });
+    }
+    if (changed) {
+      const staged = JSON.stringify(attrs);
+      rewrite.run(staged, hash(`${r.type}\n${r.dn}\n${staged}`), r.anchor);
+    } else if (dirty) markDirty.run(r.anchor);
+  }
+}
+
+/**
+ * Applies a delta import: changed entries are merged with their staged copy (a delta carries
+ * only changed attributes), entries without one are read whole from the source, tombstones
+ * become pending deletes. The watermark is saved in the commit after the last change, so a
+ * killed run reads the same changes again (applying them twice gives the same state).
+ */
+async function importDelta(
+  engine: Engine,
+  delta: DeltaImport,
+  runId: number,
+  counts: RunCounts,
+  fail: (e: ObjectError) => void,
+  tick: (n: number) => void,
+): Promise<{ topologyChanged: boolean; deletesWithheld: boolean }> {
+  const db = engine.space.sqlite;
+  type Prev = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'imported'>;
+  const cols = 'anchor, type, dn, in_scope, scope_reason, import_hash, present, imported';
+  const byAnchor = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects WHERE anchor = ?`);
+  // Objects anchored on ms-DS-ConsistencyGuid are found by the objectGUID in their staged copy.
+  const byGuid = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects WHERE json_extract(imported, '$.objectGUID[0]') = ? LIMIT 1`);
+  // The lookup by objectGUID scans the table, so it only runs when some anchor is not the objectGUID.
+  let consistencyAnchors: boolean | undefined;
+  const find = (guid: string) => {
+    const hit = byAnchor.get(guid);
+    if (hit) return hit;
+    consistencyAnchors ??= db.prepare("SELECT 1 FROM objects WHERE imported IS NOT NULL AND anchor IS NOT json_extract(imported, '$.objectGUID[0]') LIMIT 1").get() !== undefined;
+    return consistencyAnchors ? byGuid.get(guid) : undefined;
+  };
+  const insert = db.prepare('INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, imported, has_refs, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)');
+  const update = db.prepare('UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, imported = ?, has_refs = ?, dirty = ? WHERE anchor = ?');
+  const gone = db.prepare('UPDATE objects SET present = 0, dirty = 0 WHERE anchor = ? AND present = 1');
+  let inTx = 0;
+  const commitEvery = 1000;
+  // Renamed or moved objects, old DN key -> new DN: references to them are rewritten below.
+  const moved = new Map<string, string>();
+  // DN keys of objects that appeared, disappeared or changed scope: their referrers are recomputed.
+  const touched = new Set<string>();
+
+  const upsert = (entry: SourceEntry, anchor: string, prev: Prev | undefined) => {
+    const type = objectTypeOf(entry);
+    if (!type) {
+      counts.ignored++;
+      // A user that became a computer, say: no longer ours, so gone from the cloud's view.
+      if (prev?.present && gone.run(anchor).changes > 0) touched.add(normalizeDn(prev.dn));
+      return;
+    }
+    counts[type === 'user' ? 'users' : 'groups']++;
+    const scope = scopeOf(entry, engine.scope);
+    const inScope = scope.inScope ? 1 : 0;
+    const reason = scope.inScope ? null : scope.reason;
+    counts[inScope ? 'inScope' : 'outOfScope']++;
+    const staged = inScope ? JSON.stringify(stage(entry).attrs) : null;
+    const h = staged ? hash(`${type}\n${entry.dn}\n${staged}`) : '';
+    const hasRefs = type === 'group' || values(entry, 'manager').length > 0 ? 1 : 0;
+    if (!prev) {
+      insert.run(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, inScope);
+      if (inScope) touched.add(normalizeDn(entry.dn));
+    } else if (prev.import_hash !== h || prev.in_scope !== inScope || prev.present !== 1 || prev.type !== type || prev.scope_reason !== reason || prev.dn !== entry.dn) {
+      if (prev.dn !== entry.dn || prev.in_scope !== inScope || prev.present !== 1) touched.add(normalizeDn(prev.dn)).add(normalizeDn(entry.dn));
+      if (normalizeDn(prev.dn) !== normalizeDn(entry.dn)) moved.set(normalizeDn(prev.dn), entry.dn);
+      update.run(type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, inScope, anchor);
+    }
+  };
+
+  try {
+    for await (const ch of delta.changes) {
+      counts.read++;
+      // Changes without a staged copy are read whole first, outside the transaction.
+      let whole: SourceEntry | undefined;
+      let prev: Prev | undefined;
+      let guid: string | undefined;
+      if (ch.kind === 'upsert') {
+        const g = first(ch.entry, 'objectGUID');
+        guid = g === undefined ? undefined : (typeof g === 'string' ? Buffer.from(g, 'utf8') : g).toString('base64');
+        prev = guid ? find(guid) : undefined;
+        if (!prev?.imported) {
+          whole = await engine.connector.readEntry?.(ch.entry.dn);
+          if (!whole) {
+            fail({ phase: 'import', dn: ch.entry.dn, message: 'the entry changed but could not be read whole (gone meanwhile?); the next full import settles it' });
+            continue;
+          }
+        }
+      }
+      if (inTx === 0) db.exec('BEGIN');
+      inTx++;
+      if (ch.kind === 'delete') {
+        const p = find(ch.objectGuid);
+        if (p && gone.run(p.anchor).changes > 0) touched.add(normalizeDn(p.dn));
+      } else if (whole) {
+        const anchor = anchorOf(whole);
+        if (!anchor || anchor.length > 60) fail({ phase: 'import', dn: whole.dn, message: anchor ? 'the source anchor is longer than 60 characters' : 'the entry has neither mS-DS-ConsistencyGuid nor objectGUID' });
+        else upsert(whole, anchor, prev ?? byAnchor.get(anchor));
+      } else {
+        // Merge in staged form (binary values as base64), the form the connector space keeps.
+        const merged = mergeStaged(JSON.parse(prev!.imported!) as Record<string, string[]>, stage(ch.entry).attrs);
+        upsert({ dn: ch.entry.dn, attributes: merged }, prev!.anchor, prev);
+      }
+      if (inTx >= commitEvery) {
+        db.exec('COMMIT');
+        inTx = 0;
+        tick(counts.read);
+      }
+    }
+    // Read before the final transaction: it is a search, and a failure must leave no half-commit.
+    let live: Set<string> | undefined;
+    if (delta.liveObjectGuids) {
+      live = new Set<string>();
+      for await (const g of delta.liveObjectGuids()) live.add(g);
+    }
+    if (inTx === 0) db.exec('BEGIN');
+    if (live) {
+      const rows = db.prepare<[], { anchor: string; dn: string; guid: string }>("SELECT anchor, dn, COALESCE(json_extract(imported, '$.objectGUID[0]'), anchor) AS guid FROM objects WHERE present = 1").all();
+      if (live.size === 0 && rows.length > 0) throw new SyncError('SourceEmpty', `The source listed no objects, but ${rows.length} were synced before; nothing was changed. Check the bind account's rights and run again.`);
+      for (const r of rows) if (!live.has(r.guid) && gone.run(r.anchor).changes > 0) touched.add(normalizeDn(r.dn));
+    }
+    if (moved.size || touched.size) refreshReferences(engine, moved, touched);
+    engine.space.setMeta(WATERMARK_KEY, JSON.stringify({ source: engine.connector.identity, scope: scopeFingerprint(engine.scope), watermark: delta.watermark() }));
+    db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();
+    db.exec('COMMIT');
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+  // refreshReferences marked exactly the objects whose references changed: no blanket recompute.
+  return { topologyChanged: false, deletesWithheld: false };
 }
 
 // ---------------------------------------------------------------- sync

@@ -1,0 +1,298 @@
+// The Active Directory connector: a full import is a paged search (1000 per page, AD's
+// MaxPageSize) streamed page by page; a delta import reads changes since a watermark with the
+// DirSync control ([MS-ADTS] 3.1.1.3.4.1.3), or, when the bind account lacks "Replicating
+// Directory Changes", with uSNChanged above the last highestCommittedUSN plus tombstones read
+// through the Show Deleted control. The engine owns scope, merging and persistence of the
+// watermark; this file only talks LDAP.
+import { InsufficientAccessError, NoSuchObjectError, UnavailableCriticalExtensionError, UnwillingToPerformError, type Entry } from 'ldapts';
+import { LdapConnection } from '../../../shared/ldap/connection.ts';
+import { LdapError } from '../../../shared/ldap/ldap-errors.ts';
+import { SyncError } from '../../errors.ts';
+import type { DeltaChange, DeltaImport, ImportItem, LdapValue, SourceConnector, SourceEntry } from '../connector.ts';
+import { AD_BINARY_ATTRIBUTES, AD_OBJECT_FILTER, DEFAULT_AD_ATTRIBUTES, type AdConnectorConfig } from './ad-connector-config.ts';
+import { DIRSYNC_FLAGS, DirSyncControl, ShowDeletedControl } from './dirsync-control.ts';
+
+/** What the connector space stores between runs (opaque to the engine). */
+type Watermark = { m: 'dirsync'; cookie: string } | { m: 'usn'; usn: string };
+
+const RANGE = /^(.+);range=(\d+)-(\d+|\*)$/i;
+/** A filter no object matches: a DirSync search with it only returns a fresh cookie. */
+const MATCH_NOTHING = '(objectGUID=\\00)';
+
+const toSyncError = (err: unknown, what: string): SyncError => {
+  if (err instanceof SyncError) return err;
+  const msg = err instanceof LdapError ? err.message : `${what}: ${(err as Error)?.message ?? String(err)}`;
+  return new SyncError('SourceUnreadable', `${msg} Nothing was deleted; fix it and run again.`, { cause: err });
+};
+
+/** DirSync is refused when the account lacks the replication right or the server lacks the control. */
+const dirSyncRefused = (err: unknown) => err instanceof InsufficientAccessError || err instanceof UnavailableCriticalExtensionError || err instanceof UnwillingToPerformError;
+
+/** The first RDN's value, unescaped (RFC 4514 `\,` and `\XX` hex pairs). */
+function rdnValue(dn: string): { type: string; value: string } | undefined {
+  const rdn = dn.split(/(?<!\\),/)[0] ?? '';
+  const eq = rdn.indexOf('=');
+  if (eq < 0) return undefined;
+  const raw = rdn.slice(eq + 1);
+  const bytes: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === '\\' && /^[0-9a-fA-F]{2}$/.test(raw.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else if (raw[i] === '\\' && i + 1 < raw.length) {
+      bytes.push(...Buffer.from(raw[++i]!, 'utf8'));
+    } else bytes.push(...Buffer.from(raw[i]!, 'utf8'));
+  }
+  return { type: rdn.slice(0, eq).trim(), value: Buffer.from(bytes).toString('utf8') };
+}
+
+export function createAdConnector(config: AdConnectorConfig): SourceConnector {
+  const attributes = [...(config.attributes ?? DEFAULT_AD_ATTRIBUTES)];
+  // By base name: a configured `member;range=0-999` still keeps the `member` values.
+  const wanted = new Set(attributes.map((a) => (RANGE.exec(a)?.[1] ?? a).toLowerCase()));
+  const binary = [...AD_BINARY_ATTRIBUTES];
+  const method = config.deltaMethod ?? 'auto';
+  let conn: LdapConnection | undefined;
+  let fullWatermark: string | undefined;
+
+  const connect = async (): Promise<LdapConnection> => {
+    if (conn) return conn;
+    try {
+      conn = await LdapConnection.open(config.connection);
+      return conn;
+    } catch (err) {
+      throw toSyncError(err, `Cannot connect to ${config.connection.url}`);
+    }
+  };
+  const namingContext = async (c: LdapConnection) => {
+    try {
+      return (await c.rootDse()).defaultNamingContext;
+    } catch (err) {
+      throw toSyncError(err, 'Reading the RootDSE failed');
+    }
+  };
+  const highestUsn = async (c: LdapConnection): Promise<string> => {
+    const r = await c.client.search('', { scope: 'base', filter: '(objectClass=*)', attributes: ['highestCommittedUSN'] });
+    const v = r.searchEntries[0]?.highestCommittedUSN;
+    const usn = Array.isArray(v) ? v[0] : v;
+    if (usn === undefined) throw new SyncError('SourceUnreadable', `${config.connection.url} has no highestCommittedUSN in its RootDSE; it does not look like Active Directory.`);
+    return usn.toString();
+  };
+
+  /**
+   * Completes `attr;range=0-1499` values: AD returns at most MaxValRange (1500) values of a
+   * multi-valued attribute per read ([MS-ADTS] 3.1.1.3.1.3.3); the rest is read with
+   * `attr;range=1500-*` until the server answers a range ending in `*`.
+   */
+  const completeRanges = async (c: LdapConnection, dn: string, attrs: Record<string, LdapValue[]>): Promise<void> => {
+    for (const key of Object.keys(attrs)) {
+      const m = RANGE.exec(key);
+      if (!m) continue;
+      const name = m[1]!;
+      const all = [...attrs[key]!];
+      delete attrs[key];
+      let end = m[3]!;
+      while (end !== '*') {
+        const r = await c.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: [`${name};range=${Number(end) + 1}-*`] });
+        const e = r.searchEntries[0];
+        const next = e && Object.keys(e).find((k) => RANGE.exec(k)?.[1]?.toLowerCase() === name.toLowerCase());
+        if (!e || !next) break;
+        const v = e[next]!;
+        all.push(...(Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x : String(x))));
+        end = RANGE.exec(next)![3]!;
+      }
+      attrs[name] = all;
+    }
+  };
+
+  /**
+   * An ldapts entry as the engine's SourceEntry. ldapts fills requested attributes the server
+   * did not return with []; `keepEmpty` keeps returned-but-empty ones (a delta's cleared
+   * attribute), which only works when the request named `*` rather than each attribute.
+   */
+  const toEntry = async (c: LdapConnection, e: Entry, keepEmpty: boolean): Promise<SourceEntry> => {
+    const attrs: Record<string, LdapValue[]> = {};
+    for (const [k, v] of Object.entries(e)) {
+      if (k === 'dn' || k === '*') continue;
+      const base = (RANGE.exec(k)?.[1] ?? k).toLowerCase();
+      if (!wanted.has(base)) continue;
+      const vs = (Array.isArray(v) ? v : [v]).map((x) => (Buffer.isBuffer(x) ? x : String(x)));
+      if (vs.length === 0 && !keepEmpty) continue;
+      attrs[k] = vs;
+    }
+    await completeRanges(c, e.dn, attrs);
+    return { dn: e.dn, attributes: attrs };
+  };
+
+  /** The watermark "now", taken before a full import reads anything. */
+  const currentWatermark = async (c: LdapConnection, nc: string): Promise<Watermark> => {
+    if (method !== 'usn') {
+      const ctl = new DirSyncControl({ flags: DIRSYNC_FLAGS.ANCESTORS_FIRST_ORDER });
+      try {
+        // A filter nothing matches: the server walks its changes but returns only the cookie.
+        await c.client.search(nc, { scope: 'sub', filter: MATCH_NOTHING, attributes: ['objectGUID'] }, ctl);
+        return { m: 'dirsync', cookie: ctl.cookie.toString('base64') };
+      } catch (err) {
+        if (method === 'dirsync' || !dirSyncRefused(err)) throw toSyncError(err, `DirSync on ${nc} failed`);
+      }
+    }
+    return { m: 'usn', usn: await highestUsn(c) };
+  };
+
+  async function* dirSyncChanges(c: LdapConnection, nc: string, cookie: Buffer, done: (w: Watermark) => void, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
+    for (;;) {
+      const ctl = new DirSyncControl({ flags: DIRSYNC_FLAGS.ANCESTORS_FIRST_ORDER, cookie });
+      let entries: Entry[];
+      try {
+        // `*` (not a list): ldapts then leaves unreturned attributes out, so an attribute the
+        // delta returns with no values is one that was cleared.
+        entries = (await c.client.search(nc, { scope: 'sub', filter: AD_OBJECT_FILTER, attributes: ['*'], explicitBufferAttributes: binary }, ctl)).searchEntries;
+      } catch (err) {
+        throw toSyncError(err, `DirSync on ${nc} failed`);
+      }
+      for (const e of entries) {
+        if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved, so the next run reads these changes again.');
+        yield await deltaChange(c, e);
+      }
+      cookie = ctl.cookie;
+      // MoreResults: the server stopped at maxBytes; ask again with the new cookie.
+      if (!ctl.moreResults) break;
+    }
+    done({ m: 'dirsync', cookie: cookie.toString('base64') });
+  }
+
+  /** A DirSync entry: a tombstone becomes a delete; anything else an upsert of the changed attributes. */
+  const deltaChange = async (c: LdapConnection, e: Entry): Promise<DeltaChange> => {
+    const entry = await toEntry(c, e, true);
+    const guid = entry.attributes.objectGUID?.[0];
+    const deleted = String(Array.isArray(e.isDeleted) ? e.isDeleted[0] : (e.isDeleted ?? '')).toUpperCase() === 'TRUE';
+    if (deleted && Buffer.isBuffer(guid)) return { kind: 'delete', objectGuid: guid.toString('base64'), dn: e.dn };
+    // A rename returns `name` but not the DN-derived values the staged copy holds: set them.
+    entry.attributes.distinguishedName = [e.dn];
+    const rdn = rdnValue(e.dn);
+    if (rdn && rdn.type.toLowerCase() === 'cn') entry.attributes.cn = [rdn.value];
+    return { kind: 'upsert', entry };
+  };
+
+  async function* usnChanges(c: LdapConnection, nc: string, since: string, done: (w: Watermark) => void, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
+    // Read the new high-water mark first: a change made while we read is read again next time.
+    const high = await highestUsn(c);
+    const next = BigInt(since) + 1n;
+    try {
+      for await (const page of c.pages(nc, { filter: `(&${AD_OBJECT_FILTER}(uSNChanged>=${next}))`, attributes, binary, pageSize: config.pageSize ?? 1000 })) {
+        for (const e of page) {
+          if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved.');
+          yield { kind: 'upsert', entry: await toEntry(c, e, false) };
+        }
+      }
+      // Tombstones keep objectGUID and isDeleted; only Show Deleted makes searches return them.
+      const pages = c.client.searchPaginated(nc, { scope: 'sub', filter: `(&(isDeleted=TRUE)(uSNChanged>=${next}))`, attributes: ['objectGUID', 'isDeleted'], explicitBufferAttributes: binary, paged: { pageSize: config.pageSize ?? 1000 } }, new ShowDeletedControl());
+      for await (const page of pages) {
+        for (const e of page.searchEntries) {
+          const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
+          if (Buffer.isBuffer(g)) yield { kind: 'delete', objectGuid: g.toString('base64'), dn: e.dn };
+        }
+      }
+    } catch (err) {
+      throw toSyncError(err, `Reading changes under ${nc} failed`);
+    }
+    done({ m: 'usn', usn: high });
+  }
+
+  return {
+    kind: 'ad',
+    identity: `ad:${config.connection.url.toLowerCase()}|${config.baseDn.toLowerCase()}`,
+
+    async *fullImport(signal?: AbortSignal): AsyncGenerator<ImportItem> {
+      fullWatermark = undefined;
+      const c = await connect();
+      const nc = await namingContext(c);
+      const wm = await currentWatermark(c, nc);
+      try {
+        for await (const page of c.pages(config.baseDn, { filter: AD_OBJECT_FILTER, attributes, binary, pageSize: config.pageSize ?? 1000 })) {
+          for (const e of page) {
+            if (signal?.aborted) throw new SyncError('Aborted', 'The import was stopped before it finished; nothing was deleted.');
+            yield await toEntry(c, e, false);
+          }
+        }
+      } catch (err) {
+        // A failure part-way must fail the import: a partial read would look like deletions.
+        throw toSyncError(err, `Reading ${config.baseDn} failed part-way`);
+      }
+      fullWatermark = JSON.stringify(wm);
+    },
+
+    fullImportWatermark: () => fullWatermark,
+
+    deltaImport(watermark: string, signal?: AbortSignal): DeltaImport {
+      let wm: Watermark;
+      try {
+        wm = JSON.parse(watermark) as Watermark;
+      } catch {
+        throw new SyncError('SourceUnreadable', 'The saved AD watermark is not readable; run `nimbus sync --full`.');
+      }
+      let next: string | undefined;
+      const done = (w: Watermark) => void (next = JSON.stringify(w));
+      return {
+        changes: (async function* () {
+          const c = await connect();
+          const nc = await namingContext(c);
+          if (wm.m === 'dirsync') {
+            try {
+              yield* dirSyncChanges(c, nc, Buffer.from(wm.cookie, 'base64'), done, signal);
+              return;
+            } catch (err) {
+              // Rights taken away since the last run: fall back, from the USN of now is unsafe
+              // (changes since the cookie would be lost), so ask for a full import instead.
+              if (!(err instanceof SyncError && dirSyncRefused(err.cause))) throw err;
+              throw new SyncError('SourceUnreadable', `DirSync was refused on ${nc} (the bind account lost "Replicating Directory Changes"?). Run \`nimbus sync --full\` once; later deltas use uSNChanged.`, { cause: err });
+            }
+          }
+          yield* usnChanges(c, nc, wm.usn, done, signal);
+        })(),
+        watermark: () => {
+          if (next === undefined) throw new Error('the delta import has not finished');
+          return next;
+        },
+        // uSNChanged deltas: an account without "Replicating Directory Changes" usually may not
+        // list CN=Deleted Objects either, so tombstones may be invisible; the list of live
+        // objectGUIDs (one small attribute per object) lets the engine find deletions anyway.
+        ...(wm.m === 'usn'
+          ? {
+              liveObjectGuids: async function* () {
+                const c = await connect();
+                const nc = await namingContext(c);
+                try {
+                  for await (const page of c.pages(nc, { filter: AD_OBJECT_FILTER, attributes: ['objectGUID'], binary, pageSize: config.pageSize ?? 1000 })) {
+                    for (const e of page) {
+                      const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
+                      if (Buffer.isBuffer(g)) yield g.toString('base64');
+                    }
+                  }
+                } catch (err) {
+                  throw toSyncError(err, `Listing the objects under ${nc} failed`);
+                }
+              },
+            }
+          : {}),
+      };
+    },
+
+    async readEntry(dn: string): Promise<SourceEntry | undefined> {
+      const c = await connect();
+      try {
+        const r = await c.client.search(dn, { scope: 'base', filter: AD_OBJECT_FILTER, attributes, explicitBufferAttributes: binary });
+        const e = r.searchEntries[0];
+        return e ? await toEntry(c, e, false) : undefined;
+      } catch (err) {
+        if (err instanceof NoSuchObjectError) return undefined;
+        throw toSyncError(err, `Reading ${dn} failed`);
+      }
+    },
+
+    async close() {
+      await conn?.close();
+      conn = undefined;
+    },
+  };
+}
