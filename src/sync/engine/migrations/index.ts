@@ -1,9 +1,11 @@
 // Numbered migrations of the connector space, in order. Add `NNNN-name.ts` and list it here.
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001-connector-space.ts';
+import * as m0002 from './0002-pending-indexes.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-connector-space': m0001,
+  '0002-pending-indexes': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {
