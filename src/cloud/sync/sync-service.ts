@@ -3,7 +3,6 @@
 // attribute resiliency, recording provisioning errors that heal by themselves.
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import { z } from 'zod';
 import { badRequest, forbidden, NimbusError } from '../../shared/errors.ts';
 import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
@@ -12,141 +11,10 @@ import { isSync, type Actor, type Deps } from '../services/context.ts';
 import { addressClaims, findConflicts, nextSeq, releaseAddresses, setAddresses, type AddressClaim } from '../services/objects.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
+import { createSyncRunService } from './sync-runs.ts';
+import { MAX_SYNC_BATCH, parseItem, type MatchKind, type ProvisioningError, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from './sync-wire.ts';
 
 type Db = Kysely<Database>;
-
-// ---- input ------------------------------------------------------------------------------
-
-/** Source anchor: base64 of ms-DS-ConsistencyGuid or objectGUID; < 60 chars, case-sensitive. */
-const anchor = z.string().min(1).max(60).regex(/^[A-Za-z0-9+/=_-]+$/, 'must be base64');
-const str = (max: number) => z.string().max(max).nullish();
-
-export const syncUserAttributes = z
-  .object({
-    userPrincipalName: str(256),
-    displayName: str(256),
-    givenName: str(64),
-    surname: str(64),
-    mail: str(256),
-    mailNickname: str(64),
-    proxyAddresses: z.array(z.string().max(256)).max(1000).optional(),
-    accountEnabled: z.boolean().optional(),
-    jobTitle: str(128),
-    department: str(64),
-    companyName: str(64),
-    employeeId: str(16),
-    officeLocation: str(128),
-    mobilePhone: str(64),
-    businessPhones: z.array(z.string().max(64)).max(10).optional(),
-    city: str(128),
-    state: str(128),
-    country: str(128),
-    streetAddress: str(1024),
-    postalCode: str(40),
-    usageLocation: str(2),
-    onPremisesDistinguishedName: str(1024),
-    onPremisesSamAccountName: str(64),
-    onPremisesSecurityIdentifier: str(256),
-    onPremisesDomainName: str(256),
-    /** Source anchor of the manager. */
-    manager: anchor.nullish(),
-  })
-  .strict();
-
-export const syncGroupAttributes = z
-  .object({
-    displayName: str(256),
-    description: str(1024),
-    mail: str(256),
-    mailNickname: str(64),
-    proxyAddresses: z.array(z.string().max(256)).max(1000).optional(),
-    mailEnabled: z.boolean().optional(),
-    securityEnabled: z.boolean().optional(),
-    onPremisesSamAccountName: str(64),
-    onPremisesSecurityIdentifier: str(256),
-    onPremisesDomainName: str(256),
-    onPremisesNetBiosName: str(64),
-    /** Source anchors of all direct members (users and groups). */
-    members: z.array(anchor).max(1_000_000).optional(),
-  })
-  .strict();
-
-const syncHead = z
-  .object({ op: z.enum(['upsert', 'delete']), type: z.enum(['user', 'group']), sourceAnchor: anchor, attributes: z.unknown().optional() })
-  .strict();
-
-export type SyncItem =
-  | { op: 'upsert'; type: 'user'; sourceAnchor: string; attributes: SyncUserAttributes }
-  | { op: 'upsert'; type: 'group'; sourceAnchor: string; attributes: SyncGroupAttributes }
-  | { op: 'delete'; type: 'user' | 'group'; sourceAnchor: string };
-
-/** Parses one batch item; the error names the field that is wrong. */
-function parseItem(o: unknown): { ok: true; item: SyncItem } | { ok: false; path: string; message: string } {
-  const h = syncHead.safeParse(o);
-  if (!h.success) return { ok: false, path: h.error.issues[0]!.path.join('.'), message: h.error.issues[0]!.message };
-  const { op, type, sourceAnchor } = h.data;
-  if (op === 'delete') return { ok: true, item: { op, type, sourceAnchor } };
-  const schema = type === 'user' ? syncUserAttributes : syncGroupAttributes;
-  const a = schema.safeParse(h.data.attributes ?? {});
-  if (!a.success) {
-    const issue = a.error.issues[0]!;
-    const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-    return { ok: false, path: ['attributes', ...issue.path].join('.'), message: `${issue.message}${keys}` };
-  }
-  return { ok: true, item: type === 'user' ? { op, type, sourceAnchor, attributes: a.data } : { op, type, sourceAnchor, attributes: a.data } };
-}
-export type SyncUserAttributes = z.infer<typeof syncUserAttributes>;
-export type SyncGroupAttributes = z.infer<typeof syncGroupAttributes>;
-
-export const MAX_SYNC_BATCH = 500;
-
-/** A run as the agent reports it (POST /sync/v1/runs); sent at start and at the end. */
-export const syncRunReport = z
-  .object({
-    runId: z.string().min(1).max(64).regex(/^[A-Za-z0-9:._-]+$/, 'letters, digits and : . _ - only'),
-    kind: z.string().min(1).max(32),
-    status: z.string().min(1).max(48),
-    inProgress: z.boolean(),
-    startedAt: z.string().datetime(),
-    endedAt: z.string().datetime().nullish(),
-    counts: z.record(z.string(), z.number()).default({}),
-    errors: z.array(z.record(z.string(), z.unknown())).max(100).default([]),
-    message: z.string().max(2000).nullish(),
-  })
-  .strict();
-export type SyncRunReport = z.infer<typeof syncRunReport>;
-
-/** Days run reports are kept (AD Connect keeps run history 7 days). */
-export const SYNC_RUN_RETENTION_DAYS = 7;
-
-// ---- output -----------------------------------------------------------------------------
-
-export interface ProvisioningError {
-  category: 'PropertyConflict' | 'InvalidSoftMatch' | 'InvalidHardMatch' | 'ObjectTypeMismatch' | 'DataValidationFailed';
-  propertyCausingError: string;
-  value: string;
-  occurredDateTime: string;
-  /** The other object in a conflict (id and display name). */
-  conflictingObjectId?: string;
-  conflictingObjectDisplayName?: string | null;
-}
-
-export type MatchKind = 'hard' | 'soft-upn' | 'soft-smtp' | 'soft-proxy' | 'new';
-
-export interface SyncResult {
-  sourceAnchor: string;
-  type: 'user' | 'group';
-  status: 'created' | 'updated' | 'restored' | 'unchanged' | 'deleted' | 'not-found' | 'error';
-  id?: string;
-  match?: MatchKind;
-  /** Why soft match did not happen although a candidate existed. */
-  softMatchRefused?: string;
-  userPrincipalName?: string;
-  provisioningErrors?: ProvisioningError[];
-  /** Anchors (manager, members) not known in the cloud yet; export them, then this again. */
-  unresolvedReferences?: string[];
-  message?: string;
-}
 
 type Features = typeof defaultSyncFeatures;
 
@@ -598,55 +466,7 @@ export function createSyncService(deps: Deps) {
       return results;
     },
 
-    /** Records (or updates) a run the agent reports; keeps the last 7 days. */
-    async reportRun(actor: Actor, body: unknown): Promise<void> {
-      if (!isSync(actor)) throw forbidden(`Only an app with the sync role can report sync runs; '${actor.name}' has the ${actor.role} role.`);
-      const r = syncRunReport.safeParse(body);
-      if (!r.success) {
-        const issue = r.error.issues[0]!;
-        throw badRequest(`Invalid run report: ${issue.path.join('.') || 'body'}: ${issue.message}.`, issue.path.join('.'));
-      }
-      const run = r.data;
-      const now = clock.now().toISOString();
-      const row = {
-        agent: actor.name,
-        kind: run.kind,
-        status: run.status,
-        in_progress: run.inProgress ? 1 : 0,
-        started_at: run.startedAt,
-        ended_at: run.endedAt ?? null,
-        counts: JSON.stringify(run.counts),
-        errors: JSON.stringify(run.errors),
-        message: run.message ?? null,
-        updated_at: now,
-      };
-      await db
-        .insertInto('sync_runs')
-        .values({ tenant_id: actor.tenantId, run_id: run.runId, ...row })
-        .onConflict((oc) => oc.columns(['tenant_id', 'run_id']).doUpdateSet(row))
-        .execute();
-      const cutoff = new Date(clock.now().getTime() - SYNC_RUN_RETENTION_DAYS * 86_400_000).toISOString();
-      await db.deleteFrom('sync_runs').where('tenant_id', '=', actor.tenantId).where('started_at', '<', cutoff).execute();
-    },
-
-    /** Reported runs, newest first, and whether one is in progress now. */
-    async runs(tenantId: string, top = 20) {
-      const rows = await db.selectFrom('sync_runs').selectAll().where('tenant_id', '=', tenantId).orderBy('started_at', 'desc').limit(top).execute();
-      const runs = rows.map((r) => ({
-        runId: r.run_id,
-        agent: r.agent,
-        kind: r.kind,
-        status: r.status,
-        inProgress: r.in_progress === 1,
-        startedAt: r.started_at,
-        endedAt: r.ended_at,
-        counts: JSON.parse(r.counts) as Record<string, number>,
-        errors: JSON.parse(r.errors) as unknown[],
-        message: r.message,
-        lastReportedAt: r.updated_at,
-      }));
-      return { inProgress: runs.some((r) => r.inProgress), runs };
-    },
+    ...createSyncRunService(deps),
 
     /** Retries every synced object that holds provisioning errors. */
     heal: async (tenantId: string) => heal(await context(tenantId), clock.now().toISOString(), 'all'),

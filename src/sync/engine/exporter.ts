@@ -1,6 +1,6 @@
 // Where the engine sends its exports: one small interface, two implementations (in-process
 // on the cloud's service layer, and HTTP with a client-credentials token).
-import type { SyncItem, SyncResult, SyncRunReport } from '../../cloud/sync/sync-service.ts';
+import type { SyncItem, SyncResult, SyncRunReport } from '../../cloud/sync/sync-wire.ts';
 
 export type { SyncItem, SyncResult, SyncRunReport };
 

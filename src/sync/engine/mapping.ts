@@ -2,7 +2,7 @@
 // entry) plus per-attribute overrides written in JSONata (a safe expression language: no
 // eval, no access to the process), compiled once at start-up.
 import jsonata from 'jsonata';
-import { syncGroupAttributes, syncUserAttributes } from '../../cloud/sync/sync-service.ts';
+import { syncGroupAttributes, syncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { SyncError } from '../errors.ts';
 import { sidToString } from './ad-values.ts';
 import type { ObjectType } from './scope.ts';

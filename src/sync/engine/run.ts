@@ -4,7 +4,7 @@
 // progress, so a killed run and a rerun reach the same end state.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-service.ts';
+import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
 import type { Exporter, SyncRunReport } from './exporter.ts';

@@ -97,7 +97,7 @@ export function batchRoutes(app: FastifyInstance) {
         if (req.headers.authorization) headers.authorization = req.headers.authorization;
         if (it.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
         const inject: InjectOptions = {
-          method: it.method,
+          method: it.method as InjectOptions['method'],
           url: `/v1.0${it.url.startsWith('/') ? '' : '/'}${it.url}`,
           headers,
           ...(it.body !== undefined ? { payload: typeof it.body === 'string' ? it.body : JSON.stringify(it.body) } : {}),
