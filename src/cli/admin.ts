@@ -1,16 +1,11 @@
 // `nimbus admin create --tenant T --upn U`: a tenant administrator (a user holding the
 // Global Administrator role), who signs in to the portal. The password never goes on the
 // command line: --password-file, NIMBUS_ADMIN_PASSWORD, a prompt, or a generated one.
-import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { cliActor } from '../cloud/services/context.ts';
 import { GLOBAL_ADMIN } from '../cloud/services/directory.ts';
+import { generatePassword } from '../cloud/services/passwords.ts';
 import { action, ask, output, readSecretFile, UsageError, withServices } from './common.ts';
-
-function generatePassword(): string {
-  // 18 random bytes in base64url, plus one of each class so complexity rules always pass.
-  return `${randomBytes(18).toString('base64url')}aA1!`;
-}
 
 async function passwordFor(opts: { passwordFile?: string }): Promise<{ password: string; generated: boolean }> {
   if (opts.passwordFile) return { password: readSecretFile(opts.passwordFile, 'password'), generated: false };

@@ -1,19 +1,23 @@
 // The embedded default behind `nimbus start`: a demo tenant with directory sync activated
 // and a verified custom domain, a cloud user waiting to be soft-matched, and an agent that
 // syncs the bundled sample on-premises directory (samples/corp.ldif) in-process, on a timer.
-import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliActor } from '../cloud/services/context.ts';
 import { GLOBAL_ADMIN } from '../cloud/services/directory.ts';
 import type { Services } from '../cloud/services/index.ts';
 import type { TenantTable } from '../cloud/store/schema.ts';
+import { generatePassword } from '../cloud/services/passwords.ts';
+import { upnProblem } from '../shared/upn.ts';
 import { openSyncAgent, type SyncAgent } from '../sync/agent.ts';
+import { isEntryError } from '../sync/connectors/connector.ts';
+import { createLdifConnector } from '../sync/connectors/ldif/ldif-connector.ts';
 import { configSchema, type SyncConfig } from '../sync/config.ts';
+import { SyncError } from '../sync/errors.ts';
 import { createInProcessExporter } from '../sync/engine/exporter-inprocess.ts';
 import type { RunReport } from '../sync/engine/run.ts';
+import { first, objectTypeOf, text } from '../sync/engine/scope.ts';
 
 export const SAMPLE_LDIF = resolve(dirname(fileURLToPath(import.meta.url)), '../../samples/corp.ldif');
 const SAMPLE_BASE_DN = 'DC=corp,DC=example,DC=com';
@@ -22,6 +26,8 @@ const VERIFIED_DOMAIN = 'contoso.com';
 export interface Demo {
   tenant: TenantTable;
   lines: string[];
+  /** Time between sync cycles (sync.interval, from NIMBUS_SYNC_INTERVAL; default 60s). */
+  intervalMs: number;
   /** Runs one sync cycle now. */
   syncOnce(): Promise<RunReport>;
   close(): Promise<void>;
@@ -29,29 +35,26 @@ export interface Demo {
 
 /** First user in the sample whose UPN is on the verified domain: the soft-match showcase. */
 async function softMatchCandidate(ldif: string): Promise<{ upn: string; displayName: string } | undefined> {
-  const rl = createInterface({ input: createReadStream(ldif), crlfDelay: Infinity });
-  let isUser = false;
-  let upn: string | undefined;
-  let name: string | undefined;
-  try {
-    for await (const line of rl) {
-      if (line === '') {
-        if (isUser && upn && upn.toLowerCase().endsWith(`@${VERIFIED_DOMAIN}`) && /^[A-Za-z0-9._-]+@/.test(upn)) return { upn, displayName: name ?? upn };
-        isUser = false;
-        upn = undefined;
-        name = undefined;
-      } else if (/^objectClass: user$/i.test(line)) isUser = true;
-      else if (line.startsWith('userPrincipalName: ')) upn = line.slice(19);
-      else if (line.startsWith('displayName: ')) name = line.slice(13);
-    }
-  } finally {
-    rl.close();
+  for await (const item of createLdifConnector({ path: ldif }).fullImport()) {
+    if (isEntryError(item) || objectTypeOf(item) !== 'user') continue;
+    const upn = text(first(item, 'userPrincipalName'));
+    if (upn && upn.toLowerCase().endsWith(`@${VERIFIED_DOMAIN}`) && !upnProblem(upn)) return { upn, displayName: text(first(item, 'displayName')) ?? upn };
   }
   return undefined;
 }
 
 /** Prepares the demo tenant once (idempotent on later starts) and builds the in-process agent. */
-export async function startDemo(svc: Services, dataDir: string, tenantName: string): Promise<Demo> {
+export async function startDemo(svc: Services, dataDir: string, tenantName: string, opts: { interval?: string } = {}): Promise<Demo> {
+  // Checked before anything is created. The agent's own config schema parses the interval, so NIMBUS_SYNC_INTERVAL reads as it
+  // does for `nimbus agent` (60s, 5m, 500ms).
+  const parsed = configSchema.safeParse({
+    source: { type: 'ldif', path: SAMPLE_LDIF, baseDn: SAMPLE_BASE_DN },
+    target: { type: 'nimbus', url: 'http://127.0.0.1', tenant: tenantName, clientId: 'embedded' },
+    sync: { dataDir: join(dataDir, 'agent'), interval: opts.interval ?? '60s' },
+  });
+  if (!parsed.success) throw new SyncError('ConfigInvalid', `NIMBUS_SYNC_INTERVAL: ${parsed.error.issues[0]!.message}.`);
+  const raw = parsed.data;
+  if (raw.sync.interval < 1000) throw new SyncError('ConfigInvalid', `NIMBUS_SYNC_INTERVAL '${opts.interval}' is below one second.`);
   let tenant = await svc.tenants.resolve(tenantName);
   const lines: string[] = [];
   const adminFile = join(dataDir, 'demo-admin.password');
@@ -68,10 +71,10 @@ export async function startDemo(svc: Services, dataDir: string, tenantName: stri
         displayName: `${candidate.displayName} (cloud)`,
         mailNickname: candidate.upn.split('@')[0]!,
         userPrincipalName: candidate.upn,
-        passwordProfile: { password: `${randomBytes(15).toString('base64url')}aA1!`, forceChangePasswordNextSignIn: true },
+        passwordProfile: { password: generatePassword(), forceChangePasswordNextSignIn: true },
       });
     }
-    const password = `${randomBytes(15).toString('base64url')}aA1!`;
+    const password = generatePassword();
     const admin = await svc.users.create(op, {
       accountEnabled: true,
       displayName: 'Demo Administrator',
@@ -85,11 +88,6 @@ export async function startDemo(svc: Services, dataDir: string, tenantName: stri
     await svc.organization.setDirSync(op, true);
     if (candidate) lines.push(`Cloud-only user ${candidate.upn} was created first; the first sync soft-matches it (no duplicate).`);
   }
-  const raw = configSchema.parse({
-    source: { type: 'ldif', path: SAMPLE_LDIF, baseDn: SAMPLE_BASE_DN },
-    target: { type: 'nimbus', url: 'http://127.0.0.1', tenant: tenant.id, clientId: 'embedded' },
-    sync: { dataDir: join(dataDir, 'agent') },
-  });
   const config: SyncConfig = { ...raw, file: 'embedded demo', secrets: {} };
   const agent: SyncAgent = await openSyncAgent(config, { exporter: await createInProcessExporter(svc, tenant.id) });
   lines.push(
@@ -100,6 +98,7 @@ export async function startDemo(svc: Services, dataDir: string, tenantName: stri
   return {
     tenant,
     lines,
+    intervalMs: config.sync.interval,
     syncOnce: () => agent.run(),
     close: () => agent.close(),
   };

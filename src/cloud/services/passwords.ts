@@ -10,6 +10,12 @@ function scryptAsync(password: string, salt: Buffer, logN: number, r: number, p:
   );
 }
 
+/** A random password that always meets the complexity rule below (for generated admins and demo users). */
+export function generatePassword(): string {
+  // 18 random bytes in base64url, plus one of each class so the rule always passes.
+  return `${randomBytes(18).toString('base64url')}aA1!`;
+}
+
 export async function hashPassword(password: string, logN = 15): Promise<string> {
   const salt = randomBytes(16);
   const key = await scryptAsync(password, salt, logN, 8, 1);
