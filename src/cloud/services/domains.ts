@@ -7,6 +7,7 @@ import { asciiLower, fqdnProblem } from '../../shared/upn.ts';
 import type { TxtLookup } from '../dns.ts';
 import type { DomainTable } from '../store/schema.ts';
 import { recordAudit } from './audit.ts';
+import { likeEscape } from './query.ts';
 import { requireAdmin, type Actor, type Deps } from './context.ts';
 
 export const TXT_PREFIX = 'nimbus-verification=';
@@ -164,7 +165,7 @@ export function createDomainService(deps: Deps, lookupTxt: TxtLookup, hooks: Dom
       if (d.is_default) await refuse(`Domain '${d.name}' is the default domain. Make another verified domain the default first.`);
       // Addresses hold every UPN, mail and SMTP address of live objects; deleted objects in
       // the recycle bin are counted too, because restoring them would need the domain.
-      const pattern = `%@${d.name.replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+      const pattern = `%@${likeEscape(d.name)}`;
       const live = await db
         .selectFrom('addresses')
         .select(['address'])

@@ -46,7 +46,7 @@ export function parseTop(top: string | undefined, def = 100): number {
 }
 
 /** Escapes LIKE wildcards; the pattern is used with ESCAPE '\'. */
-const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+export const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 function literalValue(p: PropDef, lit: Literal): unknown {
   const mismatch = () =>
@@ -199,15 +199,8 @@ export async function listObjects(db: Db, tenantId: string, type: ObjectType, q:
   const order = parseOrderBy(type, q.orderby);
   let filter: Cond | undefined;
   if (q.filter !== undefined) filter = compileFilter(type, parseFilter(q.filter));
-  const table = tableOf(type);
 
-  const base = () => {
-    let b = db.selectFrom(table).where('tenant_id', '=', tenantId);
-    b = opts.deleted ? b.where('deleted_at', 'is not', null) : b.where('deleted_at', 'is', null);
-    if (filter) b = b.where(filter);
-    if (opts.where) b = b.where(opts.where);
-    return b;
-  };
+  const base = () => objectsWhere(db, tenantId, type, filter, opts);
 
   const cols = columnsFor(select, order ? [order.prop.column!] : []);
   // Names sort case-insensitively, as in Graph (and identically on SQLite and PostgreSQL,
@@ -240,16 +233,26 @@ export async function listObjects(db: Db, tenantId: string, type: ObjectType, q:
     result.nextSkiptoken = b64(orderKey ? { v: last._order_key as string, id: last.id as string } : { id: last.id as string });
   }
   if (q.count) {
-    const c = await base().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    result.count = Number(c.n);
+    result.count = await countOf(base());
   }
   return result;
 }
 
 export async function countObjects(db: Db, tenantId: string, type: ObjectType, filterText: string | undefined): Promise<number> {
-  let b = db.selectFrom(tableOf(type)).where('tenant_id', '=', tenantId).where('deleted_at', 'is', null);
-  if (filterText !== undefined) b = b.where(compileFilter(type, parseFilter(filterText)));
-  const c = await b.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  return countOf(objectsWhere(db, tenantId, type, filterText === undefined ? undefined : compileFilter(type, parseFilter(filterText)), {}));
+}
+
+/** The tenant's live (or, with `deleted`, recycle-bin) users or groups matching a filter. */
+function objectsWhere(db: Db, tenantId: string, type: ObjectType, filter: Cond | undefined, opts: ListOptions) {
+  let b = db.selectFrom(tableOf(type)).where('tenant_id', '=', tenantId);
+  b = opts.deleted ? b.where('deleted_at', 'is not', null) : b.where('deleted_at', 'is', null);
+  if (filter) b = b.where(filter);
+  if (opts.where) b = b.where(opts.where);
+  return b;
+}
+
+async function countOf(q: ReturnType<typeof objectsWhere>): Promise<number> {
+  const c = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   return Number(c.n);
 }
 

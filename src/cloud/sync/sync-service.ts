@@ -9,6 +9,7 @@ import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { recordAudit } from '../services/audit.ts';
 import { isSync, type Actor, type Deps } from '../services/context.ts';
 import { addressClaims, findConflicts, nextSeq, releaseAddresses, setAddresses, type AddressClaim } from '../services/objects.ts';
+import { likeEscape } from '../services/query.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 import { createSyncRunService } from './sync-runs.ts';
@@ -375,26 +376,29 @@ export function createSyncService(deps: Deps) {
   }
 
   /** Synced objects whose provisioning errors name one of `addresses` (or all with errors). */
-  async function erroredObjects(ctx: Ctx, addresses: readonly string[] | 'all', limit = 500): Promise<SyncItem[]> {
-    const items: SyncItem[] = [];
+  async function erroredObjects(ctx: Ctx, addresses: readonly string[] | 'all', limit = 500): Promise<Map<string, { item: SyncItem; errors: number }>> {
+    const found = new Map<string, { item: SyncItem; errors: number }>();
     const chunks = addresses === 'all' ? [null] : Array.from({ length: Math.ceil(addresses.length / 50) }, (_, i) => addresses.slice(i * 50, i * 50 + 50));
     for (const type of ['user', 'group'] as const) {
       for (const chunk of chunks) {
         let q = db
           .selectFrom(type === 'user' ? 'users' : 'groups')
-          .select(['immutable_id', 'sync_desired'])
+          .select(['immutable_id', 'sync_desired', 'on_prem_provisioning_errors'])
           .where('tenant_id', '=', ctx.t.id)
           .where('on_prem_sync_enabled', '=', 1)
           .where('deleted_at', 'is', null)
           .where('on_prem_provisioning_errors', '!=', '[]');
-        if (chunk) q = q.where(sql<boolean>`(${sql.join(chunk.map((a) => sql`lower(on_prem_provisioning_errors) like ${`%${a.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} escape '\\'`), sql` or `)})`);
+        if (chunk) q = q.where(sql<boolean>`(${sql.join(chunk.map((a) => sql`lower(on_prem_provisioning_errors) like ${`%${likeEscape(a)}%`} escape '\\'`), sql` or `)})`);
         for (const r of await q.limit(limit).execute()) {
-          if (r.immutable_id && r.sync_desired && !items.some((i) => i.sourceAnchor === r.immutable_id))
-            items.push({ op: 'upsert', type, sourceAnchor: r.immutable_id, attributes: JSON.parse(r.sync_desired) as SyncUserAttributes });
+          if (!r.immutable_id || !r.sync_desired || found.has(r.immutable_id)) continue;
+          found.set(r.immutable_id, {
+            item: { op: 'upsert', type, sourceAnchor: r.immutable_id, attributes: JSON.parse(r.sync_desired) as SyncUserAttributes },
+            errors: (JSON.parse(r.on_prem_provisioning_errors) as unknown[]).length,
+          });
         }
       }
     }
-    return items;
+    return found;
   }
 
   /**
@@ -402,17 +406,11 @@ export function createSyncService(deps: Deps) {
    * the conflict went away, so they heal without a new export (Entra's behaviour).
    */
   async function heal(ctx: Ctx, now: string, which: readonly string[] | 'all'): Promise<number> {
-    const items = await erroredObjects(ctx, which);
-    if (items.length === 0) return 0;
-    const before = new Map<string, number>();
-    for (const it of items) {
-      const table = it.type === 'user' ? 'users' : 'groups';
-      const r = await db.selectFrom(table).select('on_prem_provisioning_errors').where('tenant_id', '=', ctx.t.id).where('immutable_id', '=', it.sourceAnchor).executeTakeFirst();
-      before.set(it.sourceAnchor, r ? (JSON.parse(r.on_prem_provisioning_errors) as unknown[]).length : 0);
-    }
+    const found = await erroredObjects(ctx, which);
+    if (found.size === 0) return 0;
     ctx.released.clear();
-    const results = await applyAll(ctx, items, now);
-    return results.filter((r) => (r.provisioningErrors?.length ?? 0) < (before.get(r.sourceAnchor) ?? 0)).length;
+    const results = await applyAll(ctx, [...found.values()].map((f) => f.item), now);
+    return results.filter((r) => (r.provisioningErrors?.length ?? 0) < (found.get(r.sourceAnchor)?.errors ?? 0)).length;
   }
 
   return {
@@ -478,7 +476,7 @@ export function createSyncService(deps: Deps) {
     async recomputeForDomain(tenantId: string, domain: string): Promise<number> {
       const ctx = await context(tenantId);
       if (ctx.t.sync_enabled !== 1) return 0;
-      const pattern = `%@${asciiLower(domain).replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+      const pattern = `%@${likeEscape(asciiLower(domain))}`;
       const rows = await db
         .selectFrom('users')
         .select(['immutable_id', 'sync_desired'])
