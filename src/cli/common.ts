@@ -7,6 +7,7 @@ import { directoryConfigFromEnv } from '../cloud/config.ts';
 import { openServices, type Services } from '../cloud/services/index.ts';
 import { resolveDataDir } from '../cloud/store/store.ts';
 import { NimbusError } from '../shared/errors.ts';
+import { SyncError } from '../sync/errors.ts';
 
 /** Exit codes: 0 done, 1 the operation failed or was refused, 2 usage/config/could not run. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -87,7 +88,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
         if (json) process.stdout.write(`${JSON.stringify({ error: { code: err.code, message: err.message } }, null, 2)}\n`);
         process.stderr.write(`error: ${err.message}\n`);
         process.exitCode = err.kind === 'unavailable' ? EXIT.usage : EXIT.failed;
-      } else if (err instanceof UsageError) {
+      } else if (err instanceof UsageError || err instanceof SyncError) {
         process.stderr.write(`error: ${err.message}\n`);
         process.exitCode = EXIT.usage;
       } else {

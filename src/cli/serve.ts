@@ -78,7 +78,15 @@ async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url:
   const url = `${tls.https ? 'https' : 'http'}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${typeof addr === 'object' && addr ? addr.port : port}`;
   const lines = [`Nimbus cloud directory listening on ${url} (data: ${dataDir})`, ...(tls.note ? [tls.note] : []), `Health: ${url}/healthz   Graph API: ${url}/v1.0`];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const prepared = prepare ? await prepare(svc, url) : undefined;
+  let prepared: Prepared | undefined;
+  try {
+    prepared = prepare ? await prepare(svc, url) : undefined;
+  } catch (err) {
+    // Nothing may keep the process alive after a failed start.
+    await app.close();
+    await svc.close();
+    throw err;
+  }
   if (prepared) process.stdout.write(`${prepared.lines.join('\n')}\n`);
 
   // Items past the recycle-bin period are purged hourly.
@@ -111,7 +119,7 @@ async function prepareDemo(svc: Services, url: string, dataDir: string): Promise
   const name = process.env.NIMBUS_DEMO_TENANT ?? 'contoso';
   // The demo tenant, its domain, users and the sync activation are set up by startDemo,
   // which also builds the embedded agent.
-  const demo = await startDemo(svc, dataDir, name);
+  const demo = await startDemo(svc, dataDir, name, process.env.NIMBUS_SYNC_INTERVAL ? { interval: process.env.NIMBUS_SYNC_INTERVAL } : {});
   const t = demo.tenant;
   const secretFile = join(dataDir, 'demo-app.secret');
   const apps = await svc.apps.list(t.id);
@@ -124,7 +132,7 @@ async function prepareDemo(svc: Services, url: string, dataDir: string): Promise
     chmodSync(secretFile, 0o600);
   }
   // The embedded agent syncs the bundled sample directory now, then on a timer.
-  const intervalMs = parseInterval(process.env.NIMBUS_SYNC_INTERVAL ?? '60s');
+  const intervalMs = demo.intervalMs;
   const first = await demo.syncOnce();
   let running: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
@@ -153,16 +161,6 @@ async function prepareDemo(svc: Services, url: string, dataDir: string): Promise
       await demo.close();
     },
   };
-}
-
-/** `60s`, `5m`, `500ms` or plain milliseconds. */
-function parseInterval(v: string): number {
-  const m = /^(\d+)\s*(ms|s|m)?$/.exec(v.trim());
-  if (!m) throw new UsageError(`Invalid NIMBUS_SYNC_INTERVAL '${v}': use e.g. 60s, 5m or 500ms.`);
-  const n = Number(m[1]);
-  const ms = m[2] === 'm' ? n * 60_000 : m[2] === 's' || m[2] === undefined ? n * 1000 : n;
-  if (ms < 1000) throw new UsageError(`NIMBUS_SYNC_INTERVAL '${v}' is below one second.`);
-  return ms;
 }
 
 export function serveCommands(program: Command): void {
