@@ -75,11 +75,15 @@ export function createUserService(deps: Deps) {
 
   /** Cloud-managed users: SMTP proxy address follows mail, as Exchange Online does. */
   function proxiesFor(row: Record<string, unknown>, v: ValidBody): void {
-    if (v.values.size && get(v, 'proxyAddresses') === undefined && get(v, 'mail') !== undefined && row.on_prem_sync_enabled !== 1) {
+    if (get(v, 'proxyAddresses') === undefined && get(v, 'mail') !== undefined && row.on_prem_sync_enabled !== 1) {
       const mail = row.mail as string | null;
       const current = JSON.parse(row.proxy_addresses as string) as string[];
-      const rest = current.filter((p) => smtpAddress(p) === null || !p.startsWith('SMTP:')).map((p) => (p.startsWith('SMTP:') ? `smtp:${p.slice(5)}` : p));
-      const others = rest.filter((p) => !(mail && smtpAddress(p) && asciiLower(smtpAddress(p)!) === asciiLower(mail)));
+      // The old primary address goes; secondary ones stay unless they repeat the new mail.
+      const others = current.filter((p) => {
+        if (p.startsWith('SMTP:')) return false;
+        const a = smtpAddress(p);
+        return !(mail && a && asciiLower(a) === asciiLower(mail));
+      });
       row.proxy_addresses = JSON.stringify(mail ? [`SMTP:${mail}`, ...others] : others);
     }
   }
