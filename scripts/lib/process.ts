@@ -1,6 +1,7 @@
 // Process and port helpers shared by the test-server scripts: run a command, find a free
 // loopback port, wait for a port to open or close, find who holds a port, stop by pid.
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import net from 'node:net';
 
@@ -176,3 +177,40 @@ export async function stopPidAndWaitPorts(pid: number, ports: number[], graceMs 
   if (!ok) throw new Error(`ports ${ports.join(', ')} are still open after stopping pid ${pid}; something else holds them`);
 }
 
+
+/** A server started in the foreground with its output in a log file, stopped by its own pid. */
+export interface Daemon {
+  pid: number;
+  /** How it ended (`exit code N`), or undefined while it runs. */
+  exited(): string | undefined;
+  /** Stop killing it when this process exits (call before stopping it on purpose). */
+  release(): void;
+}
+
+/**
+ * Starts `cmd` with stdout/stderr appended to `logFile`. If this process exits first, the
+ * daemon is killed with it, so a crashed test run leaves no server holding a port.
+ */
+export function spawnDaemon(cmd: string, args: string[], opts: { cwd: string; logFile: string }): Daemon {
+  const fd = openSync(opts.logFile, 'a');
+  const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${cmd} did not start (no pid): is it installed? Run: npm run test-servers:install`);
+  let exited: string | undefined;
+  child.on('exit', (code, signal) => (exited = `exit code ${code ?? signal}`));
+  const killOnExit = () => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', killOnExit);
+  return { pid, exited: () => exited, release: () => void process.removeListener('exit', killOnExit) };
+}
+
+/** The last `lines` lines of a log file ('' when it cannot be read), for error messages. */
+export async function logTail(file: string, lines: number): Promise<string> {
+  return (await readFile(file, 'utf8').catch(() => '')).trim().split('\n').slice(-lines).join('\n');
+}

@@ -1,17 +1,16 @@
 // OpenLDAP slapd for tests and benchmarks: writes a slapd.conf (mdb, syncprov, core/cosine/
 // inetorgperson/nis schema), bulk-loads the generated directory with slapadd (cached on disk
 // like the Samba fixture), starts slapd in the foreground on a free loopback port, stops it by pid.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from 'ldapts';
 import { installTestPackages } from '../install-packages.ts';
 import { TEST_DATA_DIR, copyDir, hashFiles, writeChunks } from '../lib/files.ts';
-import { freePort, pidAlive, runOk, stopPid, stopPidAndWaitPorts, waitFor } from '../lib/process.ts';
+import { canBind } from '../lib/ldap.ts';
+import { freePort, logTail, pidAlive, runOk, spawnDaemon, stopPid, stopPidAndWaitPorts, waitFor } from '../lib/process.ts';
 import { openLdapDnMapper, openLdapLdif } from '../generator/ldif.ts';
 import { buildManifest, type Manifest } from '../generator/manifest.ts';
 import { GENERATOR_VERSION, generateDirectory, type DirectoryModel, type EdgeCase } from '../generator/model.ts';
@@ -184,37 +183,11 @@ export async function startSlapd(dir: string, opts: { timeoutMs?: number } = {})
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const url = `ldap://127.0.0.1:${port}`;
-    const fd = openSync(logFile, 'a');
     // -d 0: stay in the foreground (no fork), so the pid we hold is slapd's.
-    const child = spawn('slapd', ['-f', path.join(dir, 'slapd.conf'), '-h', `${url}/`, '-d', '0'], {
-      cwd: dir,
-      stdio: ['ignore', fd, fd],
-    });
-    closeSync(fd);
-    const pid = child.pid;
-    if (pid === undefined) throw new Error('slapd did not start (no pid): is it installed? Run: npm run test-servers:install');
-    let exited: string | undefined;
-    child.on('exit', (code, signal) => (exited = `exit code ${code ?? signal}`));
-    const killOnExit = () => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    };
-    process.once('exit', killOnExit);
-    const ok = await waitFor(async () => {
-      if (exited) return true;
-      const c = new Client({ url, timeout: 2000, connectTimeout: 1000 });
-      try {
-        await c.bind(meta.rootDN, SLAPD_ROOT_PASSWORD);
-        return true;
-      } catch {
-        return false;
-      } finally {
-        await c.unbind().catch(() => undefined);
-      }
-    }, opts.timeoutMs ?? 30_000, 100);
+    const daemon = spawnDaemon('slapd', ['-f', path.join(dir, 'slapd.conf'), '-h', `${url}/`, '-d', '0'], { cwd: dir, logFile });
+    const { pid } = daemon;
+    const ok = await waitFor(async () => daemon.exited() !== undefined || (await canBind(url, meta.rootDN, SLAPD_ROOT_PASSWORD)), opts.timeoutMs ?? 30_000, 100);
+    const exited = daemon.exited();
     if (ok && !exited) {
       return {
         pid,
@@ -226,14 +199,14 @@ export async function startSlapd(dir: string, opts: { timeoutMs?: number } = {})
         baseDN: meta.baseDN,
         logFile,
         stop: async () => {
-          process.removeListener('exit', killOnExit);
+          daemon.release();
           await stopPidAndWaitPorts(pid, [port]);
         },
       };
     }
-    process.removeListener('exit', killOnExit);
+    daemon.release();
     await stopPid(pid);
-    const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-15).join('\n');
+    const tail = await logTail(logFile, 15);
     if (attempt >= 3 || !/bind|address already in use/i.test(tail)) {
       throw new Error(`slapd on ${dir} ${exited ? `exited (${exited})` : 'did not answer LDAP in time'}. Last log lines (${logFile}):\n${tail}`);
     }

@@ -1,16 +1,15 @@
 // Samba AD DC for tests and benchmarks: provision into a folder, seed it with the generated
 // enterprise (cached on disk, keyed by generator version + sources + size + seed), copy the
 // cached folder for each run, start `samba` in the foreground on loopback, stop it by pid.
-import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client } from 'ldapts';
 import { installTestPackages } from '../install-packages.ts';
 import { TEST_DATA_DIR, copyDir, hashFiles, writeChunks } from '../lib/files.ts';
-import { assertPortFree, pidAlive, runOk, stopPid, stopPidAndWaitPorts, waitFor } from '../lib/process.ts';
+import { canBind } from '../lib/ldap.ts';
+import { assertPortFree, logTail, pidAlive, runOk, spawnDaemon, stopPid, stopPidAndWaitPorts, waitFor } from '../lib/process.ts';
 import { adAttributes } from '../generator/ldif.ts';
 import { buildManifest, entryOf, type Manifest } from '../generator/manifest.ts';
 import { EDGE_CASES, GENERATOR_VERSION, dnOf, generateDirectory, type DirectoryModel, type DirUser } from '../generator/model.ts';
@@ -323,8 +322,7 @@ export async function startSamba(dir: string, opts: { log?: (msg: string) => voi
   const meta = JSON.parse(await readFile(path.join(dir, 'nimbus-fixture.json'), 'utf8')) as FixtureMeta;
   const manifest = JSON.parse(await readFile(path.join(dir, 'nimbus-manifest.json'), 'utf8')) as Manifest;
   const logFile = path.join(dir, 'samba.log');
-  const fd = openSync(logFile, 'a');
-  const child = spawn(
+  const daemon = spawnDaemon(
     'samba',
     [
       '-s', path.join(dir, 'etc', 'smb.conf'),
@@ -333,43 +331,21 @@ export async function startSamba(dir: string, opts: { log?: (msg: string) => voi
       '--option=ldap server require strong auth=no',
       '--option=server services=ldap,cldap,kdc',
     ],
-    { cwd: dir, stdio: ['ignore', fd, fd] },
+    { cwd: dir, logFile },
   );
-  closeSync(fd);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('samba did not start (no pid): is it installed? Run: npm run test-servers:install');
-  let exited: string | undefined;
-  child.on('exit', (code, signal) => (exited = `exit code ${code ?? signal}`));
-  const killOnExit = () => {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  };
-  process.once('exit', killOnExit);
+  const { pid } = daemon;
   await mkdir(path.dirname(RUN_FILE()), { recursive: true });
   await writeFile(RUN_FILE(), JSON.stringify({ pid, dir }));
 
   const baseDN = manifest.domain.baseDN;
   const bindDN = `CN=Administrator,CN=Users,${baseDN}`;
   const url = `ldap://127.0.0.1:${SAMBA_LDAP_PORT}`;
-  const answers = async () => {
-    if (exited) return true;
-    const c = new Client({ url, timeout: 2000, connectTimeout: 1000 });
-    try {
-      await c.bind(bindDN, SAMBA_ADMIN_PASSWORD);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await c.unbind().catch(() => undefined);
-    }
-  };
-  const ok = await waitFor(answers, opts.timeoutMs ?? 60_000, 200);
+  const ok = await waitFor(async () => daemon.exited() !== undefined || (await canBind(url, bindDN, SAMBA_ADMIN_PASSWORD)), opts.timeoutMs ?? 60_000, 200);
+  const exited = daemon.exited();
   if (exited || !ok) {
+    daemon.release();
     await stopPid(pid);
-    const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-20).join('\n');
+    const tail = await logTail(logFile, 20);
     throw new Error(
       `Samba AD on ${dir} ${exited ? `exited (${exited})` : 'did not answer LDAP within the timeout'}. Last log lines (${logFile}):\n${tail}`,
     );
@@ -387,7 +363,7 @@ export async function startSamba(dir: string, opts: { log?: (msg: string) => voi
     domainDnsName: manifest.domain.dnsName,
     logFile,
     stop: async () => {
-      process.removeListener('exit', killOnExit);
+      daemon.release();
       await stopPidAndWaitPorts(pid, [SAMBA_LDAP_PORT, SAMBA_LDAPS_PORT]);
       await rm(RUN_FILE(), { force: true });
     },
