@@ -170,8 +170,9 @@ describe('exports', () => {
       user(u2, { userPrincipalName: 'jack@fabrikam.com', displayName: 'Jack' }),
     ]);
     const byAnchor = new Map<string, any>(r.body.results.map((x: any) => [x.sourceAnchor, x]));
-    // The manager came later in the same batch: reported unresolved, resolved on the next export.
+    // The manager came later in the same batch: unresolved when Ivy was applied, set by the end of the batch.
     expect(byAnchor.get(u1).unresolvedReferences).toEqual([mgr]);
+    expect((await cloud.graph(admin, `users/${byAnchor.get(u1).id}/manager`)).body.id).toBe(byAnchor.get(mgr).id);
     expect(byAnchor.get(outer).unresolvedReferences).toEqual(['bm90LXlldA==']);
     const outerId = byAnchor.get(outer).id;
     const members = await cloud.graph(admin, `groups/${outerId}/members`);
@@ -185,6 +186,33 @@ describe('exports', () => {
     expect((await cloud.graph(admin, `groups/${outerId}/members`)).body.value).toHaveLength(1);
   });
 
+
+  it('sets a manager or a member that arrives in a later batch, without a new export of the referrer', async () => {
+    const [report, boss, grp, late, other] = [anchor(), anchor(), anchor(), anchor(), anchor()];
+    const first = await exportObjects([
+      user(report, { userPrincipalName: 'rita@fabrikam.com', displayName: 'Rita', manager: boss }),
+      { op: 'upsert', type: 'group', sourceAnchor: grp, attributes: { displayName: 'Late members', securityEnabled: true, members: [late] } },
+    ]);
+    const ids = new Map<string, string>(first.body.results.map((x: any) => [x.sourceAnchor, x.id]));
+    expect(first.body.results.find((x: any) => x.sourceAnchor === report).unresolvedReferences).toEqual([boss]);
+    expect((await cloud.graph(admin, `users/${ids.get(report)}/manager`)).status).toBe(404);
+    const before = (await cloud.graph(admin, `groups/${ids.get(grp)}/members`)).body.value;
+    expect(before).toHaveLength(0);
+
+    // The targets arrive later, in their own batch: the waiting references are set then.
+    const second = await exportObjects([user(boss, { userPrincipalName: 'boss@fabrikam.com', displayName: 'Boss' }), user(late, { userPrincipalName: 'late@fabrikam.com', displayName: 'Late' })]);
+    const bossId = second.body.results[0].id;
+    expect((await cloud.graph(admin, `users/${ids.get(report)}/manager`)).body.id).toBe(bossId);
+    const after = (await cloud.graph(admin, `groups/${ids.get(grp)}/members`)).body.value;
+    expect(after.map((m: any) => m.id)).toEqual([second.body.results[1].id]);
+    expect(await cloud.svc.db.selectFrom('sync_pending_refs').select('target_anchor').where('target_anchor', 'in', [boss, late]).execute()).toEqual([]);
+
+    // A reference the referrer no longer wants is dropped, not set, when its target arrives.
+    await exportObjects([user(report, { userPrincipalName: 'rita@fabrikam.com', displayName: 'Rita', manager: other })]);
+    await exportObjects([user(report, { userPrincipalName: 'rita@fabrikam.com', displayName: 'Rita' })]);
+    await exportObjects([user(other, { userPrincipalName: 'other@fabrikam.com', displayName: 'Other' })]);
+    expect((await cloud.graph(admin, `users/${ids.get(report)}/manager`)).status).toBe(404);
+  });
   it('soft-matches mail-enabled groups on proxy addresses but never security groups', async () => {
     const m365 = await cloud.graph(admin, 'groups', { method: 'POST', body: { displayName: 'Team', mailEnabled: true, mailNickname: 'team', securityEnabled: false, groupTypes: ['Unified'] } });
     const sec = await cloud.graph(admin, 'groups', { method: 'POST', body: { displayName: 'Sec', mailEnabled: false, mailNickname: 'sec', securityEnabled: true } });

@@ -168,6 +168,15 @@ export interface SyncRunTable {
   updated_at: string;
 }
 
+/** A reference (manager or member) waiting for its target's source anchor to arrive. */
+export interface SyncPendingRefTable {
+  tenant_id: string;
+  target_anchor: string;
+  /** The user (manager) or group (member) holding the reference. */
+  source_id: string;
+  kind: 'manager' | 'member';
+}
+
 export interface Database {
   tenants: TenantTable;
   domains: DomainTable;
@@ -182,4 +191,5 @@ export interface Database {
   signing_keys: SigningKeyTable;
   audit_logs: AuditTable;
   sync_runs: SyncRunTable;
+  sync_pending_refs: SyncPendingRefTable;
 }

@@ -8,9 +8,10 @@ import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { recordAudit } from '../services/audit.ts';
 import { isSync, type Actor, type Deps } from '../services/context.ts';
-import { addressClaims, findConflicts, nextSeq, releaseAddresses, setAddresses, type AddressClaim } from '../services/objects.ts';
+import { addressClaims, nextSeq, type AddressClaim, type AddressConflict } from '../services/objects.ts';
 import { likeEscape } from '../services/query.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
+import { BatchCache } from './batch-cache.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 import { createSyncRunService } from './sync-runs.ts';
 import { MAX_SYNC_BATCH, parseItem, type MatchKind, type ProvisioningError, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from './sync-wire.ts';
@@ -35,7 +36,9 @@ export function createSyncService(deps: Deps) {
     const released = new Set<string>();
     /** Change numbers for this call; applyAll takes a block at the start of its transaction. */
     const seq = { value: 0 };
-    return { t, verified, features, released, seq, nextSeq: () => ++seq.value };
+    /** The running batch's reads (set by applyAll). */
+    const batch = { cache: undefined as unknown as BatchCache, upserted: new Set<string>() };
+    return { t, verified, features, released, seq, nextSeq: () => ++seq.value, batch };
   }
   type Ctx = Awaited<ReturnType<typeof context>>;
 
@@ -43,6 +46,22 @@ export function createSyncService(deps: Deps) {
     ...e,
     occurredDateTime: prev.find((p) => p.propertyCausingError === e.propertyCausingError && p.value === e.value)?.occurredDateTime ?? now,
   });
+
+  /** Which of the claims another object holds (the batch cache answers; names from the database). */
+  async function conflictsOf(trx: Db, ctx: Ctx, selfId: string, claims: readonly AddressClaim[]): Promise<AddressConflict[]> {
+    const out: AddressConflict[] = [];
+    for (const claim of claims) {
+      const other = await ctx.batch.cache.holder(claim.address);
+      if (other === null || other === selfId) continue;
+      const u = await trx.selectFrom('users').select(['upn']).where('tenant_id', '=', ctx.t.id).where('id', '=', other).executeTakeFirst();
+      if (u) out.push({ claim, otherId: other, otherType: 'user', otherName: u.upn });
+      else {
+        const g = await trx.selectFrom('groups').select(['display_name']).where('tenant_id', '=', ctx.t.id).where('id', '=', other).executeTakeFirst();
+        out.push({ claim, otherId: other, otherType: 'group', otherName: g?.display_name ?? null });
+      }
+    }
+    return out;
+  }
 
   /** Resolves address conflicts by leaving values off (and a placeholder UPN), with errors. */
   async function resolveConflicts(
@@ -56,7 +75,7 @@ export function createSyncService(deps: Deps) {
   ) {
     const errors: ProvisioningError[] = [];
     const claims = addressClaims({ upn: want.upn ?? null, mail: want.mail, proxyAddresses: want.proxies });
-    const conflicts = await findConflicts(trx, ctx.t.id, selfId, claims);
+    const conflicts = await conflictsOf(trx, ctx, selfId, claims);
     const conflictFor = (address: string) => conflicts.find((c) => c.claim.address === asciiLower(address));
     let upn = want.upn;
     if (upn !== undefined) {
@@ -69,7 +88,7 @@ export function createSyncService(deps: Deps) {
         upn = keep ? prevUpn : undefined;
         for (let i = 0; upn === undefined && i < 20; i++) {
           const candidate = placeholderUpn(want.upn!, ctx.t.initial_domain);
-          if ((await findConflicts(trx, ctx.t.id, selfId, [{ address: asciiLower(candidate), property: 'userPrincipalName' }])).length === 0) upn = candidate;
+          if ((await conflictsOf(trx, ctx, selfId, [{ address: asciiLower(candidate), property: 'userPrincipalName' }])).length === 0) upn = candidate;
         }
         if (upn === undefined) throw new NimbusError('conflict', 'PlaceholderExhausted', `No free placeholder UPN for ${want.upn}.`);
       }
@@ -93,36 +112,98 @@ export function createSyncService(deps: Deps) {
     return { upn, mail, proxies, errors };
   }
 
-  /** Users and groups by source anchor (not purged), for references. */
-  async function idsByAnchor(trx: Db, tenantId: string, anchors: readonly string[]): Promise<Map<string, { id: string; type: 'user' | 'group' }>> {
-    const out = new Map<string, { id: string; type: 'user' | 'group' }>();
-    for (let i = 0; i < anchors.length; i += 500) {
-      const chunk = anchors.slice(i, i + 500);
-      for (const type of ['user', 'group'] as const) {
-        // deleted_at is checked here, not in SQL: with it in the WHERE clause SQLite's planner
-        // picks the (tenant_id, deleted_at) index and scans every live object per chunk.
-        const rows = await trx
-          .selectFrom(type === 'user' ? 'users' : 'groups')
-          .select(['id', 'immutable_id', 'deleted_at'])
-          .where('tenant_id', '=', tenantId)
-          .where('immutable_id', 'in', chunk)
-          .execute();
-        for (const r of rows) if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
-      }
-    }
-    return out;
+  /**
+   * Makes object `id` hold exactly `claims` (conflicts were resolved already), writing only
+   * the difference; addresses it gives up may heal other objects' conflicts.
+   */
+  async function writeAddresses(trx: Db, ctx: Ctx, type: 'user' | 'group', anchor: string, id: string, existed: boolean, claims: readonly AddressClaim[], live: boolean, upn?: string): Promise<void> {
+    const T = ctx.t.id;
+    const want = new Set(claims.map((c) => c.address));
+    let held: ReadonlySet<string> = new Set();
+    if (existed) held = ctx.batch.cache.heldBy(id) ?? new Set((await trx.selectFrom('addresses').select('address').where('tenant_id', '=', T).where('object_id', '=', id).execute()).map((r) => r.address));
+    const drop = [...held].filter((a) => !want.has(a));
+    const add = [...want].filter((a) => !held.has(a));
+    for (const a of drop) ctx.released.add(a);
+    if (drop.length) await trx.deleteFrom('addresses').where('tenant_id', '=', T).where('object_id', '=', id).where('address', 'in', drop).execute();
+    if (add.length)
+      await trx
+        .insertInto('addresses')
+        .values(add.map((address) => ({ tenant_id: T, address, object_id: id })))
+        .onConflict((oc) => oc.columns(['tenant_id', 'address']).doNothing())
+        .execute();
+    ctx.batch.cache.wrote(type, anchor, id, [...want], live, existed, upn);
   }
 
-  async function trackReleased(trx: Db, ctx: Ctx, id: string, keep: readonly AddressClaim[]): Promise<void> {
-    const held = await trx.selectFrom('addresses').select('address').where('tenant_id', '=', ctx.t.id).where('object_id', '=', id).execute();
-    const kept = new Set(keep.map((c) => c.address));
-    for (const h of held) if (!kept.has(h.address)) ctx.released.add(h.address);
+  /** Records references whose target is not in the cloud yet; they are set when it arrives. */
+  async function deferReferences(trx: Db, ctx: Ctx, sourceId: string, kind: 'manager' | 'member', anchors: readonly string[]): Promise<void> {
+    for (let i = 0; i < anchors.length; i += 200) {
+      const chunk = anchors.slice(i, i + 200);
+      await trx
+        .insertInto('sync_pending_refs')
+        .values(chunk.map((target_anchor) => ({ tenant_id: ctx.t.id, target_anchor, source_id: sourceId, kind })))
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    }
+  }
+
+  /** Adds members to a group (one change number), recording the change for delta queries. */
+  async function addMembers(trx: Db, ctx: Ctx, groupId: string, add: readonly (readonly [string, 'user' | 'group'])[], seq: number): Promise<void> {
+    const T = ctx.t.id;
+    for (let i = 0; i < add.length; i += 200) {
+      const chunk = add.slice(i, i + 200);
+      await trx.insertInto('memberships').values(chunk.map(([mid, t]) => ({ tenant_id: T, group_id: groupId, member_id: mid, member_type: t }))).onConflict((oc) => oc.doNothing()).execute();
+      await trx.insertInto('membership_changes').values(chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: groupId, member_id: mid, member_type: t, removed: 0 }))).execute();
+    }
+  }
+
+  /**
+   * References waiting for objects this batch brought into the cloud: managers and members
+   * are set now. A waiting reference its holder no longer wants (a changed manager, a
+   * deleted holder) is dropped instead.
+   */
+  async function resolveDeferred(trx: Db, ctx: Ctx, now: string): Promise<void> {
+    const T = ctx.t.id;
+    const anchors = [...ctx.batch.upserted];
+    for (let i = 0; i < anchors.length; i += 500) {
+      const chunk = anchors.slice(i, i + 500);
+      const waiting = await trx.selectFrom('sync_pending_refs').selectAll().where('tenant_id', '=', T).where('target_anchor', 'in', chunk).execute();
+      if (waiting.length === 0) continue;
+      const targets = await ctx.batch.cache.resolve([...new Set(waiting.map((w) => w.target_anchor))]);
+      const members = new Map<string, [string, 'user' | 'group'][]>();
+      for (const w of waiting) {
+        const target = targets.get(w.target_anchor);
+        if (!target) continue;
+        if (w.kind === 'manager') {
+          const u = await trx.selectFrom('users').select(['id', 'sync_desired', 'manager_id', 'deleted_at']).where('tenant_id', '=', T).where('id', '=', w.source_id).executeTakeFirst();
+          const wants = u?.sync_desired ? (JSON.parse(u.sync_desired) as SyncUserAttributes).manager : undefined;
+          if (u && u.deleted_at === null && wants === w.target_anchor && target.type === 'user' && u.manager_id !== target.id)
+            await trx.updateTable('users').set({ manager_id: target.id, seq: ctx.nextSeq(), on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', u.id).execute();
+        } else if (target.id !== w.source_id) {
+          const list = members.get(w.source_id) ?? [];
+          list.push([target.id, target.type]);
+          members.set(w.source_id, list);
+        }
+      }
+      for (const [groupId, want] of members) {
+        const g = await trx.selectFrom('groups').select(['id', 'deleted_at']).where('tenant_id', '=', T).where('id', '=', groupId).executeTakeFirst();
+        if (!g || g.deleted_at !== null) continue;
+        const have = new Set((await trx.selectFrom('memberships').select('member_id').where('tenant_id', '=', T).where('group_id', '=', groupId).where('member_id', 'in', want.map(([m]) => m)).execute()).map((r) => r.member_id));
+        const add = want.filter(([m]) => !have.has(m));
+        if (add.length === 0) continue;
+        const seq = ctx.nextSeq();
+        await addMembers(trx, ctx, groupId, add, seq);
+        await trx.updateTable('groups').set({ seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', groupId).execute();
+      }
+      const settled = [...new Set(waiting.map((w) => w.target_anchor))].filter((a) => targets.has(a));
+      if (settled.length) await trx.deleteFrom('sync_pending_refs').where('tenant_id', '=', T).where('target_anchor', 'in', settled).execute();
+    }
   }
 
   async function upsertUser(trx: Db, ctx: Ctx, anchorValue: string, a: SyncUserAttributes, now: string): Promise<SyncResult> {
     const T = ctx.t.id;
     const base: SyncResult = { sourceAnchor: anchorValue, type: 'user', status: 'unchanged' };
-    let row: UserTable | undefined = await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+    const cache = ctx.batch.cache;
+    let row: UserTable | undefined = await cache.user(anchorValue);
     let match: MatchKind = 'new';
     let refused: string | undefined;
     if (row) {
@@ -130,19 +211,19 @@ export function createSyncService(deps: Deps) {
       if (row.on_prem_sync_enabled !== 1 && !row.sync_match && ctx.features.blockCloudObjectTakeoverThroughHardMatchEnabled)
         return { ...base, status: 'error', id: row.id, provisioningErrors: [{ category: 'InvalidHardMatch', propertyCausingError: 'SourceAnchor', value: anchorValue, occurredDateTime: now }], message: `Hard match onto cloud user ${row.upn} is blocked by the tenant setting blockCloudObjectTakeoverThroughHardMatchEnabled.` };
     } else {
-      const g = await trx.selectFrom('groups').select(['id', 'display_name']).where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+      const g = await cache.group(anchorValue);
       if (g) return { ...base, status: 'error', provisioningErrors: [{ category: 'ObjectTypeMismatch', propertyCausingError: 'SourceAnchor', value: anchorValue, occurredDateTime: now, conflictingObjectId: g.id, conflictingObjectDisplayName: g.display_name }], message: `Source anchor ${anchorValue} belongs to group '${g.display_name}' in the cloud; an on-premises user cannot take it over.` };
       // Soft match: a cloud-only user with the same UPN or primary SMTP address.
       if (!ctx.features.blockSoftMatchEnabled) {
         const candidates: { row: UserTable; kind: MatchKind }[] = [];
-        if (ctx.features.softMatchOnUpnEnabled && a.userPrincipalName) {
+        if (ctx.features.softMatchOnUpnEnabled && a.userPrincipalName && cache.mayHoldUpn(a.userPrincipalName)) {
           const u = await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where(sql<boolean>`lower(upn) = ${asciiLower(a.userPrincipalName)}`).where('deleted_at', 'is', null).executeTakeFirst();
           if (u) candidates.push({ row: u, kind: 'soft-upn' });
         }
         const smtp = primarySmtp(a.proxyAddresses ?? []) ?? a.mail ?? null;
         if (smtp) {
-          const held = await trx.selectFrom('addresses').select('object_id').where('tenant_id', '=', T).where('address', '=', asciiLower(smtp)).executeTakeFirst();
-          const u = held ? await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where('id', '=', held.object_id).where('deleted_at', 'is', null).executeTakeFirst() : undefined;
+          const holder = await cache.holder(asciiLower(smtp));
+          const u = holder ? await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where('id', '=', holder).where('deleted_at', 'is', null).executeTakeFirst() : undefined;
           if (u && !candidates.some((c) => c.row.id === u.id)) candidates.push({ row: u, kind: 'soft-smtp' });
         }
         for (const c of candidates) {
@@ -175,7 +256,7 @@ export function createSyncService(deps: Deps) {
     const unresolved: string[] = [];
     let managerId: string | null = null;
     if (a.manager) {
-      const m = (await idsByAnchor(trx, T, [a.manager])).get(a.manager);
+      const m = (await cache.resolve([a.manager])).get(a.manager);
       if (m?.type === 'user') managerId = m.id;
       else unresolved.push(a.manager);
     }
@@ -211,18 +292,20 @@ export function createSyncService(deps: Deps) {
       deleted_at: null as string | null,
     };
     const result: SyncResult = { ...base, id, match, userPrincipalName: fields.upn, ...(refused ? { softMatchRefused: refused } : {}), ...(r.errors.length ? { provisioningErrors: r.errors } : {}), ...(unresolved.length ? { unresolvedReferences: unresolved } : {}) };
+    // A manager not in the cloud yet is set when it arrives (any batch, any order).
+    if (unresolved.length) await deferReferences(trx, ctx, id, 'manager', unresolved);
+    ctx.batch.upserted.add(anchorValue);
+    const claims = addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies });
     if (row) {
       const before = row as unknown as Record<string, unknown>;
       const changed = Object.entries(fields).some(([k, v]) => before[k] !== v);
       if (!changed) return result;
-      const claims = addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies });
-      await trackReleased(trx, ctx, id, claims);
-      await setAddresses(trx, T, id, claims);
+      await writeAddresses(trx, ctx, 'user', anchorValue, id, true, claims, true, fields.upn);
       const seq = ctx.nextSeq();
       await trx.updateTable('users').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
       return { ...result, status: row.deleted_at ? 'restored' : 'updated' };
     }
-    await setAddresses(trx, T, id, addressClaims({ upn: fields.upn, mail: fields.mail, proxyAddresses: r.proxies }));
+    await writeAddresses(trx, ctx, 'user', anchorValue, id, false, claims, true, fields.upn);
     const seq = ctx.nextSeq();
     await trx
       .insertInto('users')
@@ -234,12 +317,13 @@ export function createSyncService(deps: Deps) {
   async function upsertGroup(trx: Db, ctx: Ctx, anchorValue: string, a: SyncGroupAttributes, now: string): Promise<SyncResult> {
     const T = ctx.t.id;
     const base: SyncResult = { sourceAnchor: anchorValue, type: 'group', status: 'unchanged' };
-    let row: GroupTable | undefined = await trx.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+    const cache = ctx.batch.cache;
+    let row: GroupTable | undefined = await cache.group(anchorValue);
     let match: MatchKind = 'new';
     if (row) {
       match = (row.sync_match as MatchKind | null) ?? 'hard';
     } else {
-      const u = await trx.selectFrom('users').select(['id', 'upn']).where('tenant_id', '=', T).where('immutable_id', '=', anchorValue).executeTakeFirst();
+      const u = await cache.user(anchorValue);
       if (u) return { ...base, status: 'error', provisioningErrors: [{ category: 'ObjectTypeMismatch', propertyCausingError: 'SourceAnchor', value: anchorValue, occurredDateTime: now, conflictingObjectId: u.id, conflictingObjectDisplayName: u.upn }], message: `Source anchor ${anchorValue} belongs to user ${u.upn} in the cloud; an on-premises group cannot take it over.` };
       // Mail-enabled groups soft-match on proxy addresses; security groups never do.
       if (a.mailEnabled && !ctx.features.blockSoftMatchEnabled) {
@@ -281,26 +365,29 @@ export function createSyncService(deps: Deps) {
       deleted_at: null as string | null,
     };
     let status: SyncResult['status'] = 'unchanged';
+    ctx.batch.upserted.add(anchorValue);
+    const claims = addressClaims({ mail: fields.mail, proxyAddresses: r.proxies });
     if (row) {
       const before = row as unknown as Record<string, unknown>;
       if (Object.entries(fields).some(([k, v]) => before[k] !== v)) {
-        const claims = addressClaims({ mail: fields.mail, proxyAddresses: r.proxies });
-        await trackReleased(trx, ctx, id, claims);
-        await setAddresses(trx, T, id, claims);
+        await writeAddresses(trx, ctx, 'group', anchorValue, id, true, claims, true);
         const seq = ctx.nextSeq();
         await trx.updateTable('groups').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
         status = row.deleted_at ? 'restored' : 'updated';
       }
     } else {
-      await setAddresses(trx, T, id, addressClaims({ mail: fields.mail, proxyAddresses: r.proxies }));
+      await writeAddresses(trx, ctx, 'group', anchorValue, id, false, claims, true);
       const seq = ctx.nextSeq();
       await trx.insertInto('groups').values({ ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now }).execute();
       status = 'created';
     }
     const unresolved: string[] = [];
     if (a.members !== undefined) {
-      const wanted = await idsByAnchor(trx, T, [...new Set(a.members)]);
+      const wanted = await cache.resolve([...new Set(a.members)]);
       for (const m of a.members) if (!wanted.has(m)) unresolved.push(m);
+      // Members not in the cloud yet are added when they arrive; this list replaces the last one.
+      if (row) await trx.deleteFrom('sync_pending_refs').where('tenant_id', '=', T).where('source_id', '=', id).where('kind', '=', 'member').execute();
+      if (unresolved.length) await deferReferences(trx, ctx, id, 'member', [...new Set(unresolved)]);
       const current = await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).execute();
       const want = new Map([...wanted.values()].filter((w) => w.id !== id).map((w) => [w.id, w.type]));
       const have = new Map(current.map((c) => [c.member_id, c.member_type]));
@@ -309,11 +396,7 @@ export function createSyncService(deps: Deps) {
       const remove = [...have].filter(([mid]) => !want.has(mid));
       if (add.length || remove.length) {
         const seq = ctx.nextSeq();
-        for (let i = 0; i < add.length; i += 200) {
-          const chunk = add.slice(i, i + 200);
-          await trx.insertInto('memberships').values(chunk.map(([mid, t]) => ({ tenant_id: T, group_id: id, member_id: mid, member_type: t }))).execute();
-          await trx.insertInto('membership_changes').values(chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: id, member_id: mid, member_type: t, removed: 0 }))).execute();
-        }
+        await addMembers(trx, ctx, id, add, seq);
         for (let i = 0; i < remove.length; i += 200) {
           const chunk = remove.slice(i, i + 200);
           await trx.deleteFrom('memberships').where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', chunk.map(([mid]) => mid)).execute();
@@ -328,13 +411,12 @@ export function createSyncService(deps: Deps) {
 
   async function remove(trx: Db, ctx: Ctx, type: 'user' | 'group', anchorValue: string, now: string): Promise<SyncResult> {
     const table = type === 'user' ? 'users' : 'groups';
-    const row = await trx.selectFrom(table).select(['id', 'deleted_at']).where('tenant_id', '=', ctx.t.id).where('immutable_id', '=', anchorValue).executeTakeFirst();
+    const row = type === 'user' ? await ctx.batch.cache.user(anchorValue) : await ctx.batch.cache.group(anchorValue);
     if (!row || row.deleted_at) return { sourceAnchor: anchorValue, type, status: 'not-found' };
     const seq = ctx.nextSeq();
     // Out of scope or deleted on-premises: soft delete, restorable for 30 days.
     await trx.updateTable(table).set({ deleted_at: now, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', ctx.t.id).where('id', '=', row.id).execute();
-    await trackReleased(trx, ctx, row.id, []);
-    await releaseAddresses(trx, ctx.t.id, row.id);
+    await writeAddresses(trx, ctx, type, anchorValue, row.id, true, [], false);
     return { sourceAnchor: anchorValue, type, status: 'deleted', id: row.id };
   }
 
@@ -354,6 +436,8 @@ export function createSyncService(deps: Deps) {
       // Take the tenant row's write lock first and number this batch's changes from it;
       // the counter is written back before commit (delta reads commit-ordered numbers).
       ctx.seq.value = await nextSeq(trx, ctx.t.id, 0);
+      ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items);
+      ctx.batch.upserted.clear();
       for (const item of items) {
         const sp = await trx.savepoint('obj').execute();
         try {
@@ -362,10 +446,14 @@ export function createSyncService(deps: Deps) {
         } catch (err) {
           await sp.rollbackToSavepoint('obj').execute();
           await sp.releaseSavepoint('obj').execute();
+          // The cache saw writes the rollback undid; the database answers from here on.
+          ctx.batch.cache.invalidate();
+          ctx.batch.upserted.delete(item.sourceAnchor);
           const message = err instanceof NimbusError ? err.message : `Unexpected error: ${(err as Error).message}`;
           out.push({ sourceAnchor: item.sourceAnchor, type: item.type, status: 'error', message, provisioningErrors: [{ category: 'DataValidationFailed', propertyCausingError: 'Object', value: item.sourceAnchor, occurredDateTime: now }] });
         }
       }
+      await resolveDeferred(trx, ctx, now);
       await trx.updateTable('tenants').set({ change_seq: ctx.seq.value }).where('id', '=', ctx.t.id).execute();
       await trx.commit().execute();
     } catch (err) {

@@ -5,6 +5,7 @@ import * as m0002 from './0002-sync-state.ts';
 import * as m0003 from './0003-order-indexes.ts';
 import * as m0004 from './0004-sync-runs.ts';
 import * as m0005 from './0005-manager-order-index.ts';
+import * as m0006 from './0006-sync-references.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -12,6 +13,7 @@ const migrations: Record<string, Migration> = {
   '0003-order-indexes': m0003,
   '0004-sync-runs': m0004,
   '0005-manager-order-index': m0005,
+  '0006-sync-references': m0006,
 };
 
 export const migrationProvider: MigrationProvider = {
