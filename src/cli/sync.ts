@@ -34,7 +34,7 @@ function summary(r: RunReport): string[] {
     `  exported: ${n(c.adds)} adds, ${n(c.updates)} updates, ${n(c.deletes)} deletes, ${n(c.unchanged)} unchanged, ${n(c.errors)} errors (${n(c.batches)} batches)`,
   ];
   if (c.provisioningErrors) lines.push(`  ${n(c.provisioningErrors)} objects exported with a provisioning error (duplicate attribute; the cloud shows it on the object)`);
-  if (c.unresolved) lines.push(`  ${n(c.unresolved)} objects wait for references not in the cloud yet; the next run retries them`);
+  if (c.unresolved) lines.push(`  ${n(c.unresolved)} objects name a manager or member that is not in the cloud (out of scope or failed); the cloud sets the reference when that object arrives`);
   if (r.message) lines.push(`${r.status === 'failed' ? 'error' : 'note'}: ${r.message}`);
   if (r.pendingDeletes) {
     lines.push(`Deletes this run would have made (${n(r.pendingDeletes.length)}):`);

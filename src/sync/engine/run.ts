@@ -601,14 +601,14 @@ async function exportAll(
 ): Promise<void> {
   const db = engine.space.sqlite;
   const size = Math.min(500, Math.max(1, engine.batchSize));
-  const pendingSql = (retry: boolean) =>
-    `SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash ${retry ? 'AND unresolved IS NOT NULL' : ''} ORDER BY anchor LIMIT ?`;
   type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'desired' | 'desired_hash'>;
-  const pendingAll = db.prepare<[string, string, number], Pending>(pendingSql(false));
-  const pendingRetry = db.prepare<[string, string, number], Pending>(pendingSql(true));
+  const pendingAll = db.prepare<[string, string, number], Pending>(
+    'SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash ORDER BY anchor LIMIT ?',
+  );
   const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>('SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0) ORDER BY anchor LIMIT ?');
-  const markExported = db.prepare('UPDATE objects SET exported = ?, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = NULL, error = NULL, error_at = NULL WHERE anchor = ?');
-  const markUnresolved = db.prepare('UPDATE objects SET cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
+  // `unresolved`: references the cloud holds back until their objects arrive there (it sets
+  // them then, without a new export); cleared below once those objects are exported.
+  const markExported = db.prepare('UPDATE objects SET exported = ?, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
   const markError = db.prepare('UPDATE objects SET error = ?, error_at = ?, provisioning_errors = ?, unresolved = NULL WHERE anchor = ?');
   const dropRow = db.prepare('DELETE FROM objects WHERE anchor = ?');
   const markUnexported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
@@ -626,8 +626,8 @@ async function exportAll(
     tick(done, total);
   };
 
-  const exportUpserts = async (retry: boolean) => {
-    const stmt = retry ? pendingRetry : pendingAll;
+  const exportUpserts = async () => {
+    const stmt = pendingAll;
     // Users before groups: groups name users as members, users name users as managers.
     for (const type of ['user', 'group'] as const) {
       let cursor = '';
@@ -654,28 +654,26 @@ async function exportAll(
               fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the object' });
               return;
             }
-            if (!retry) {
-              if (res.status === 'created') counts.adds++;
-              else if (res.status === 'updated' || res.status === 'restored') counts.updates++;
-              else counts.unchanged++;
-              if (perr) counts.provisioningErrors++;
-            }
-            if (res.unresolvedReferences?.length) markUnresolved.run(res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, JSON.stringify(res.unresolvedReferences), r.anchor);
-            else markExported.run(r.desired, r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, r.anchor);
+            if (res.status === 'created') counts.adds++;
+            else if (res.status === 'updated' || res.status === 'restored') counts.updates++;
+            else counts.unchanged++;
+            if (perr) counts.provisioningErrors++;
+            const unresolved = res.unresolvedReferences?.length ? JSON.stringify(res.unresolvedReferences) : null;
+            markExported.run(r.desired, r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.anchor);
           });
         });
       }
     }
   };
 
-  await exportUpserts(false);
+  await exportUpserts();
   // References to objects that reached the cloud later in this run (a manager in a later
-  // batch) resolve on a second pass; a third catches chains.
-  for (let pass = 0; pass < 2; pass++) {
-    const left = (db.prepare('SELECT count(*) AS n FROM objects WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1').get() as { n: number }).n;
-    if (left === 0) break;
-    await exportUpserts(true);
-  }
+  // batch) were set by the cloud when they arrived: only references to objects that are not
+  // in the cloud (out of scope, failed) still wait. The WHERE matches the objects_unresolved
+  // partial index (migration 0002), so a no-change run reads no rows here.
+  db.prepare(
+    'UPDATE objects SET unresolved = NULL WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1 AND NOT EXISTS (SELECT 1 FROM json_each(objects.unresolved) j LEFT JOIN objects t ON t.anchor = j.value AND t.exported_hash IS NOT NULL AND t.present = 1 AND t.in_scope = 1 WHERE t.anchor IS NULL)',
+  ).run();
   counts.unresolved = (db.prepare('SELECT count(*) AS n FROM objects WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1').get() as { n: number }).n;
 
   let cursor = '';

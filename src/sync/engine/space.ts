@@ -101,6 +101,8 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('cache_size = -65536');
+  // Checkpoint every ~40 MB, not 4 MB: an export batch rewrites hundreds of large rows.
+  sqlite.pragma('wal_autocheckpoint = 10000');
   const kdb = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
   const { error, results } = await new Migrator({ db: kdb, provider: migrationProvider }).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
