@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
@@ -247,6 +248,46 @@ describe('AD connector: crashes part-way, then a rerun', () => {
     const r = await run(c);
     expect(r.kind).toBe('full-import');
     expect(r.status).toBe('success');
+    expect(await state(x.cloud, x.t)).toEqual(reference);
+  });
+
+  it('SIGKILL of `nimbus sync` mid-import, rerun: same end state, nothing exported before the kill', async () => {
+    const x = await freshTenant('killimport');
+    const { file, config: c } = await writeAdConfig(x.cloud, x.t);
+    const child = spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // The import commits every 1000 entries: kill as soon as the first commit is visible.
+    const spaceFile = join(c.sync.dataDir, 'connector-space.db');
+    const staged = () => {
+      try {
+        const db = new Database(spaceFile, { readonly: true, fileMustExist: true });
+        try {
+          return db.prepare('SELECT count(*) AS n, count(desired_hash) AS d FROM objects').get() as { n: number; d: number };
+        } finally {
+          db.close();
+        }
+      } catch {
+        return { n: 0, d: 0 };
+      }
+    };
+    let seen = { n: 0, d: 0 };
+    for (let i = 0; i < 6000 && seen.n === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      seen = staged();
+    }
+    child.kill('SIGKILL');
+    await exited;
+    // Killed while importing: part of the directory staged, nothing computed or exported yet.
+    expect(seen.n).toBeGreaterThan(0);
+    expect(seen.n).toBeLessThan(reference.users.length + reference.groups.length);
+    expect(seen.d).toBe(0);
+    expect(Number((await usersOf(x.cloud, x.t).select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)).toBe(0);
+    const second = spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    second.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => second.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(JSON.parse(out).status).toBe('success');
     expect(await state(x.cloud, x.t)).toEqual(reference);
   });
 
