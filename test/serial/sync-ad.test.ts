@@ -352,6 +352,42 @@ describe('AD connector: delta after churn (DirSync)', () => {
     }
   });
 
+  it('renaming and moving whole OUs: a delta brings every object under them to its new DN, as the same cloud objects', async () => {
+    const c = new Client({ url: ad().url, timeout: 30_000 });
+    await c.bind(ad().bindDN, ad().password);
+    const ous = (await c.search(manifest.rootOU, { scope: 'sub', filter: '(&(objectClass=organizationalUnit)(ou=Users))', attributes: ['dn'] })).searchEntries.map((e) => e.dn);
+    expect(ous.length).toBeGreaterThanOrEqual(2);
+    const [renamed, moved] = ous as [string, string];
+    const parentOf = (dn: string) => dn.split(/(?<!\\),/).slice(1).join(',');
+    const city = (dn: string) => parentOf(dn).split(/(?<!\\),/)[0]!.slice(3);
+    const newRenamed = `OU=People,${parentOf(renamed)}`;
+    // Moved one level up, out of its city OU: OU=<city> Users,OU=<region>,...
+    const newMoved = `OU=${city(moved)} Users,${parentOf(parentOf(moved))}`;
+    const rows = await usersOf(cloud, t).where('deleted_at', 'is', null).select(['id', 'immutable_id', 'on_prem_distinguished_name']).execute();
+    const under = (ou: string) => rows.filter((u) => u.on_prem_distinguished_name!.toLowerCase().endsWith(`,${ou.toLowerCase()}`));
+    const affected = [...under(renamed), ...under(moved)];
+    expect(affected.length).toBeGreaterThan(10);
+    try {
+      await c.modifyDN(renamed, newRenamed);
+      await c.modifyDN(moved, newMoved);
+    } finally {
+      await c.unbind();
+    }
+    const r = await run(config);
+    expect(r.kind).toBe('delta');
+    expect(r.status).toBe('success');
+    expect(r.counts).toMatchObject({ adds: 0, deletes: 0, errors: 0 });
+    expect(r.counts.updates).toBeGreaterThanOrEqual(affected.length);
+    const dir = await directoryUsers();
+    for (const u of affected) {
+      const now = (await byAnchor(u.immutable_id!))!;
+      expect(now.id).toBe(u.id);
+      expect(now.deleted_at).toBeNull();
+      expect(now.on_prem_distinguished_name!.toLowerCase()).toBe(dir.get(u.immutable_id!)!.toLowerCase());
+      expect(now.on_prem_distinguished_name).not.toBe(u.on_prem_distinguished_name);
+    }
+  });
+
   it('a full import afterwards (--full) finds nothing more to change', async () => {
     const before = await changeSeq();
     const r = await run(config, { full: true });

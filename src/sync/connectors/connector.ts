@@ -56,8 +56,9 @@ export interface SourceConnector {
   deltaImport?(watermark: string, signal?: AbortSignal): DeltaImport;
   /**
    * The whole current entry at `dn`, for a delta change the connector space holds no staged
-   * copy of (new, or out of scope until now); undefined when it is gone.
+   * copy of (new, or out of scope until now); undefined when it is gone, null when it is
+   * there but not an object the connector syncs (a container, say).
    */
-  readEntry?(dn: string): Promise<SourceEntry | undefined>;
+  readEntry?(dn: string): Promise<SourceEntry | null | undefined>;
   close(): Promise<void>;
 }

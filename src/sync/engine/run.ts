@@ -476,7 +476,7 @@ async function importDelta(
     for await (const ch of delta.changes) {
       counts.read++;
       // Changes without a staged copy are read whole first, outside the transaction.
-      let whole: SourceEntry | undefined;
+      let whole: SourceEntry | null | undefined;
       let prev: Prev | undefined;
       let guid: string | undefined;
       if (ch.kind === 'upsert') {
@@ -485,6 +485,11 @@ async function importDelta(
         prev = guid ? find(guid) : undefined;
         if (!prev?.imported) {
           whole = await engine.connector.readEntry?.(ch.entry.dn);
+          if (whole === null) {
+            // Not a user or group (a changed OU or container): nothing to sync.
+            counts.ignored++;
+            continue;
+          }
           if (!whole) {
             fail({ phase: 'import', dn: ch.entry.dn, message: 'the entry changed but could not be read whole (gone meanwhile?); the next full import settles it' });
             continue;

@@ -53,6 +53,12 @@ export const AD_BINARY_ATTRIBUTES = ['objectGUID', 'objectSid', 'mS-DS-Consisten
 /** Users (not computers, which are users in AD's schema), groups and contacts. */
 export const AD_OBJECT_FILTER = '(|(&(objectClass=user)(!(objectClass=computer)))(objectClass=group)(objectClass=contact))';
 
+/** Containers whose rename or move changes the DN of everything under them (AD reports only the container). */
+export const AD_CONTAINER_FILTER = '(|(objectClass=organizationalUnit)(objectClass=container))';
+
+/** What a delta reads: the synced objects, and containers (their renames and moves). */
+export const AD_DELTA_FILTER = `(|${AD_OBJECT_FILTER.slice(2, -1)}${AD_CONTAINER_FILTER.slice(2, -1)})`;
+
 /**
  * How deltas are read. `dirsync` needs "Replicating Directory Changes" on the naming context;
  * `usn` (uSNChanged > last highestCommittedUSN, tombstones through Show Deleted) works for any

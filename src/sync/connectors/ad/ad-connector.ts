@@ -9,7 +9,7 @@ import { LdapConnection } from '../../../shared/ldap/connection.ts';
 import { LdapError } from '../../../shared/ldap/ldap-errors.ts';
 import { SyncError } from '../../errors.ts';
 import type { DeltaChange, DeltaImport, ImportItem, LdapValue, SourceConnector, SourceEntry } from '../connector.ts';
-import { AD_BINARY_ATTRIBUTES, AD_OBJECT_FILTER, DEFAULT_AD_ATTRIBUTES, type AdConnectorConfig } from './ad-connector-config.ts';
+import { AD_BINARY_ATTRIBUTES, AD_CONTAINER_FILTER, AD_DELTA_FILTER, AD_OBJECT_FILTER, DEFAULT_AD_ATTRIBUTES, type AdConnectorConfig } from './ad-connector-config.ts';
 import { DIRSYNC_FLAGS, DirSyncControl, ShowDeletedControl } from './dirsync-control.ts';
 
 /** What the connector space stores between runs (opaque to the engine). */
@@ -146,19 +146,52 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
       try {
         // `*` (not a list): ldapts then leaves unreturned attributes out, so an attribute the
         // delta returns with no values is one that was cleared.
-        entries = (await c.client.search(nc, { scope: 'sub', filter: AD_OBJECT_FILTER, attributes: ['*'], explicitBufferAttributes: binary }, ctl)).searchEntries;
+        entries = (await c.client.search(nc, { scope: 'sub', filter: AD_DELTA_FILTER, attributes: ['*'], explicitBufferAttributes: binary }, ctl)).searchEntries;
       } catch (err) {
         throw toSyncError(err, `DirSync on ${nc} failed`);
       }
       for (const e of entries) {
         if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved, so the next run reads these changes again.');
-        yield await deltaChange(c, e);
+        // `name` comes back when the entry was renamed or moved; a container's rename or move
+        // changes the DN of everything under it, and AD reports only the container.
+        if (e.name !== undefined && (await isContainer(c, e.dn))) yield* subtree(c, e.dn, signal);
+        else yield await deltaChange(c, e);
       }
       cookie = ctl.cookie;
       // MoreResults: the server stopped at maxBytes; ask again with the new cookie.
       if (!ctl.moreResults) break;
     }
     done({ m: 'dirsync', cookie: cookie.toString('base64') });
+  }
+
+  /** Whether `dn` is an OU or container (not a user, group or contact). */
+  const isContainer = async (c: LdapConnection, dn: string): Promise<boolean> => {
+    const found = await c.client.search(dn, { scope: 'base', filter: AD_CONTAINER_FILTER, attributes: ['objectClass'] }).catch((err: unknown) => {
+      if (err instanceof NoSuchObjectError) return undefined;
+      throw toSyncError(err, `Reading ${dn} failed`);
+    });
+    const classes = found?.searchEntries[0]?.objectClass;
+    if (classes === undefined) return false;
+    const set = new Set((Array.isArray(classes) ? classes : [classes]).map((x) => String(x).toLowerCase()));
+    return (set.has('organizationalunit') || set.has('container')) && !set.has('user') && !set.has('group') && !set.has('contact');
+  };
+
+  /** Every synced object under a renamed or moved container, read whole, as changes. */
+  async function* subtree(c: LdapConnection, dn: string, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
+    try {
+      for await (const page of c.pages(dn, { filter: AD_OBJECT_FILTER, attributes, binary, pageSize: config.pageSize ?? 1000 })) {
+        for (const e of page) {
+          if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved, so the next run reads these changes again.');
+          const entry = await toEntry(c, e, false);
+          entry.attributes.distinguishedName = [e.dn];
+          yield { kind: 'upsert', entry };
+        }
+      }
+    } catch (err) {
+      if (err instanceof SyncError) throw err;
+      if (err instanceof NoSuchObjectError) return; // moved again or deleted since: a later change says where
+      throw toSyncError(err, `Reading the objects under the renamed or moved container ${dn} failed`);
+    }
   }
 
   /** A DirSync entry: a tombstone becomes a delete; anything else an upsert of the changed attributes. */
@@ -184,6 +217,10 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
           if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved.');
           yield { kind: 'upsert', entry: await toEntry(c, e, false) };
         }
+      }
+      // A container changed since (renamed or moved, maybe): its objects' DNs may have changed.
+      for await (const page of c.pages(nc, { filter: `(&${AD_CONTAINER_FILTER}(uSNChanged>=${next}))`, attributes: ['objectClass'], binary, pageSize: config.pageSize ?? 1000 })) {
+        for (const e of page) yield* subtree(c, e.dn, signal);
       }
       // Tombstones keep objectGUID and isDeleted; only Show Deleted makes searches return them.
       const pages = c.client.searchPaginated(nc, { scope: 'sub', filter: `(&(isDeleted=TRUE)(uSNChanged>=${next}))`, attributes: ['objectGUID', 'isDeleted'], explicitBufferAttributes: binary, paged: { pageSize: config.pageSize ?? 1000 } }, new ShowDeletedControl());
@@ -278,12 +315,13 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
       };
     },
 
-    async readEntry(dn: string): Promise<SourceEntry | undefined> {
+    async readEntry(dn: string): Promise<SourceEntry | null | undefined> {
       const c = await connect();
       try {
         const r = await c.client.search(dn, { scope: 'base', filter: AD_OBJECT_FILTER, attributes, explicitBufferAttributes: binary });
         const e = r.searchEntries[0];
-        return e ? await toEntry(c, e, false) : undefined;
+        // There, but not a user, group or contact (an OU whose description changed, say).
+        return e ? await toEntry(c, e, false) : null;
       } catch (err) {
         if (err instanceof NoSuchObjectError) return undefined;
         throw toSyncError(err, `Reading ${dn} failed`);
