@@ -138,10 +138,24 @@ export class LdapConnection {
       ...(opts.binary ? { explicitBufferAttributes: opts.binary } : {}),
       paged: { pageSize: opts.pageSize ?? 500 },
     });
+    // Read ahead: the next page is asked for before this one is handed out, so the server
+    // works on it while the caller processes this one (import time ~ max, not sum, of both).
+    let next = gen.next();
     try {
-      for await (const page of gen) yield page.searchEntries;
+      for (;;) {
+        const r = await next;
+        if (r.done) return;
+        next = gen.next();
+        // Awaited on the next turn; this only keeps an early stop from leaving it unhandled.
+        next.catch(() => undefined);
+        yield r.value.searchEntries;
+      }
     } catch (err) {
       throw operationError(err, base, 'read (list contents)');
+    } finally {
+      // The caller stopped early (break, error): drain the read-ahead, end the search.
+      await next.catch(() => undefined);
+      await gen.return(undefined).catch(() => undefined);
     }
   }
 

@@ -112,7 +112,9 @@ export function operationError(err: unknown, dn: string, right: string): LdapErr
     return new LdapError('LdapOperationFailed', `The domain controller refused the change of ${dn}: ${msg}.`, { target: dn, cause: err });
   }
   if ((err as NodeJS.ErrnoException)?.code || /socket|connection|closed/i.test(msg)) {
-    return new LdapError('LdapUnreachable', `The connection to the domain controller was lost while changing ${dn} (${msg}). Run the command again; finished changes are in the journal.`, { target: dn, cause: err });
+    // `right` says what was under way: a read, or the right a change needs (a write).
+    const doing = right.startsWith('read') ? 'reading' : 'changing';
+    return new LdapError('LdapUnreachable', `The connection to the domain controller was lost while ${doing} ${dn} (${msg}). Check that it is reachable and run the command again.`, { target: dn, cause: err });
   }
   return new LdapError('LdapOperationFailed', `${dn}: ${msg}.`, { target: dn, cause: err });
 }
