@@ -1,6 +1,6 @@
 // Installs the Debian packages the real test servers need (Samba AD DC, OpenLDAP slapd,
-// ldap-utils) when missing, non-interactively, and makes sure none of them is left
-// running as a system service holding ports 389/636.
+// ldap-utils; Chromium for the portal's browser tests) when missing, non-interactively, and
+// makes sure none of them is left running as a system service holding ports 389/636.
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { run, runOk } from './lib/process.ts';
@@ -17,6 +17,8 @@ export const TEST_PACKAGES: { pkg: string; needs: string }[] = [
   { pkg: 'python3-samba', needs: '/usr/lib/python3/dist-packages/samba/samdb.py' },
   { pkg: 'ldap-utils', needs: '/usr/bin/ldapsearch' },
   { pkg: 'slapd', needs: '/usr/sbin/slapd' },
+  // The admin portal's browser tests (test/portal/) drive Debian's Chromium with playwright-core.
+  { pkg: 'chromium', needs: '/usr/bin/chromium' },
 ];
 
 /** Services the packages may register and auto-start; we run our own instances instead. */

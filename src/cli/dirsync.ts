@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { cliActor } from '../cloud/services/context.ts';
 import { action, ask, output, UsageError, withServices } from './common.ts';
+import { dirsyncControlCommands } from './dirsync-control.ts';
 
 async function confirm(question: string, yes: boolean | undefined): Promise<void> {
   if (yes) return;
@@ -95,4 +96,6 @@ export function dirsyncCommands(program: Command): void {
         });
       }),
     );
+
+  dirsyncControlCommands(dirsync, confirm);
 }

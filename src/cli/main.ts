@@ -1,10 +1,12 @@
 // The `nimbus` command line: one program, one file per command group.
 import { Command } from 'commander';
 import { adCommands } from './ad.ts';
+import { agentCommands } from './agent.ts';
 import { adminCommands } from './admin.ts';
 import { appCommands } from './app.ts';
 import { dirsyncCommands } from './dirsync.ts';
 import { domainCommands } from './domain.ts';
+import { operatorCommands } from './operator.ts';
 import { serveCommands } from './serve.ts';
 import { syncCommands } from './sync.ts';
 import { tenantCommands } from './tenant.ts';
@@ -24,7 +26,9 @@ tenantCommands(program);
 domainCommands(program);
 appCommands(program);
 dirsyncCommands(program);
+agentCommands(program);
 adminCommands(program);
+operatorCommands(program);
 syncCommands(program);
 adCommands(program);
 

@@ -10,6 +10,7 @@ import type { Services } from '../cloud/services/index.ts';
 import { openServices } from '../cloud/services/index.ts';
 import { directoryConfigFromEnv } from '../cloud/config.ts';
 import { resolveDataDir } from '../cloud/store/store.ts';
+import { pruneSyncRuns } from '../cloud/sync/sync-run-retention.ts';
 import { describeRun, startDemo } from '../demo/embedded.ts';
 import { action, globals, readSecretFile, UsageError } from './common.ts';
 
@@ -76,7 +77,7 @@ async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url:
   }
   const addr = app.server.address();
   const url = `${tls.https ? 'https' : 'http'}://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${typeof addr === 'object' && addr ? addr.port : port}`;
-  const lines = [`Nimbus cloud directory listening on ${url} (data: ${dataDir})`, ...(tls.note ? [tls.note] : []), `Health: ${url}/healthz   Graph API: ${url}/v1.0`];
+  const lines = [`Nimbus cloud directory listening on ${url} (data: ${dataDir})`, ...(tls.note ? [tls.note] : []), `Health: ${url}/healthz   Graph API: ${url}/v1.0   Admin portal: ${url}/portal/`];
   process.stdout.write(`${lines.join('\n')}\n`);
   let prepared: Prepared | undefined;
   try {
@@ -90,7 +91,10 @@ async function run(cmd: Command, opts: ServeOpts, prepare?: (svc: Services, url:
   if (prepared) process.stdout.write(`${prepared.lines.join('\n')}\n`);
 
   // Items past the recycle-bin period are purged hourly.
-  const purge = setInterval(() => void svc.directory.purgeExpired().catch((err: unknown) => app.log.error({ err }, 'purge failed')), 3_600_000);
+  const purge = setInterval(() => {
+    void svc.directory.purgeExpired().catch((err: unknown) => app.log.error({ err }, 'purge failed'));
+    void pruneSyncRuns(svc.db, svc.clock.now()).catch((err: unknown) => app.log.error({ err }, 'sync run prune failed'));
+  }, 3_600_000);
   purge.unref();
   void svc.directory.purgeExpired();
 
@@ -131,21 +135,21 @@ async function prepareDemo(svc: Services, url: string, dataDir: string): Promise
     writeFileSync(secretFile, created.secret, { mode: 0o600 }); // no newline: curl --data-urlencode @file keeps it
     chmodSync(secretFile, 0o600);
   }
-  // The embedded agent syncs the bundled sample directory now, then on a timer.
+  // The embedded agent syncs the bundled sample directory now; then the scheduler runs it on
+  // its interval and when the portal asks ("Sync now", "allow these deletes").
   const intervalMs = demo.intervalMs;
   const first = await demo.syncOnce();
-  let running: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    running = demo
-      .syncOnce()
-      .then((r) => process.stdout.write(`${new Date().toISOString()} ${describeRun(r)}\n`))
-      .catch((err: unknown) => process.stderr.write(`sync failed: ${(err as Error).message}\n`));
-  }, intervalMs);
+  const scheduler = demo.schedule((c) => {
+    if (c.trigger === 'start') return; // right after the first sync: nothing new to say
+    if (c.report) process.stdout.write(`${new Date().toISOString()} ${describeRun(c.report)}${c.trigger === 'request' ? ' (requested in the portal)' : ''}\n`);
+    else process.stderr.write(`sync failed: ${c.error?.message ?? 'unknown error'}\n`);
+  });
   const lines = [
     '',
     ...demo.lines,
     `First ${describeRun(first)}`,
-    `The agent syncs again every ${intervalMs / 1000} s (NIMBUS_SYNC_INTERVAL).`,
+    `The agent syncs again every ${intervalMs / 1000} s (NIMBUS_SYNC_INTERVAL), and when asked with "Sync now" in the portal.`,
+    `Admin portal: ${url}/ (sign in as admin@${t.initial_domain}, password in ${join(dataDir, 'demo-admin.password')})`,
     `Demo app:    client id ${app.client_id} (readwrite), secret in ${secretFile}`,
     'Try it:',
     `  TOKEN=$(curl -s ${url}/${t.name}/oauth2/v2.0/token -d grant_type=client_credentials -d client_id=${app.client_id} \\`,
@@ -156,8 +160,8 @@ async function prepareDemo(svc: Services, url: string, dataDir: string): Promise
   return {
     lines,
     stop: async () => {
-      clearInterval(timer);
-      await running;
+      scheduler.stop('shutdown');
+      await scheduler.done;
       await demo.close();
     },
   };

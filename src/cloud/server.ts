@@ -9,12 +9,15 @@ import { directoryRoutes } from './graph/routes/directory.ts';
 import { groupRoutes } from './graph/routes/groups.ts';
 import { userRoutes } from './graph/routes/users.ts';
 import { syncRoutes } from './sync/sync-routes.ts';
+import { registerPortal, type PortalOptions } from '../portal/routes.ts';
 import type { Services } from './services/index.ts';
 import type { AppRole } from './services/context.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   https?: { cert: string | Buffer; key: string | Buffer } | undefined;
+  /** The admin portal under /portal (session and lockout settings, live-update interval). */
+  portal?: PortalOptions;
 }
 
 export async function buildServer(svc: Services, opts: ServerOptions = {}): Promise<FastifyInstance> {
@@ -87,6 +90,7 @@ export async function buildServer(svc: Services, opts: ServerOptions = {}): Prom
   directoryRoutes(app, svc);
   batchRoutes(app);
   syncRoutes(app, svc);
+  registerPortal(app, svc, opts.portal);
   await app.ready();
   return app;
 }

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import { cliActor } from '../cloud/services/context.ts';
 import { GLOBAL_ADMIN } from '../cloud/services/directory.ts';
 import type { Services } from '../cloud/services/index.ts';
@@ -18,6 +19,8 @@ import { SyncError } from '../sync/errors.ts';
 import { createInProcessExporter } from '../sync/engine/exporter-inprocess.ts';
 import type { RunReport } from '../sync/engine/run.ts';
 import { first, objectTypeOf, text } from '../sync/engine/scope.ts';
+import { AgentMetrics } from '../sync/scheduler/metrics.ts';
+import { startScheduler, type CycleResult, type Scheduler } from '../sync/scheduler/scheduler.ts';
 
 export const SAMPLE_LDIF = resolve(dirname(fileURLToPath(import.meta.url)), '../../samples/corp.ldif');
 const SAMPLE_BASE_DN = 'DC=corp,DC=example,DC=com';
@@ -30,6 +33,11 @@ export interface Demo {
   intervalMs: number;
   /** Runs one sync cycle now. */
   syncOnce(): Promise<RunReport>;
+  /**
+   * Hands the agent to the scheduler, as `nimbus agent` runs it: a cycle now and every interval,
+   * and at once when an administrator asks in the portal ("Sync now", "allow these deletes").
+   */
+  schedule(onCycle: (c: CycleResult) => void): Scheduler;
   close(): Promise<void>;
 }
 
@@ -89,7 +97,14 @@ export async function startDemo(svc: Services, dataDir: string, tenantName: stri
     if (candidate) lines.push(`Cloud-only user ${candidate.upn} was created first; the first sync soft-matches it (no duplicate).`);
   }
   const config: SyncConfig = { ...raw, file: 'embedded demo', secrets: {} };
-  const agent: SyncAgent = await openSyncAgent(config, { exporter: await createInProcessExporter(svc, tenant.id) });
+  const exporter = await createInProcessExporter(svc, tenant.id);
+  // One agent (one connector space) at a time; the scheduler closes it after a failed cycle and opens it again.
+  let current: SyncAgent | undefined;
+  const open = async (): Promise<SyncAgent> => {
+    const a = current ?? (await openSyncAgent(config, { exporter }));
+    current = a;
+    return { space: a.space, run: (o) => a.run(o), close: async () => { if (current === a) current = undefined; await a.close(); } };
+  };
   lines.push(
     `Demo tenant: ${tenant.name} (id ${tenant.id}); verified domains ${VERIFIED_DOMAIN} and ${tenant.initial_domain}`,
     `Demo administrator: admin@${tenant.initial_domain}, password in ${existsSync(adminFile) ? adminFile : '(created by an earlier version)'}`,
@@ -99,8 +114,21 @@ export async function startDemo(svc: Services, dataDir: string, tenantName: stri
     tenant,
     lines,
     intervalMs: config.sync.interval,
-    syncOnce: () => agent.run(),
-    close: () => agent.close(),
+    syncOnce: async () => (await open()).run(),
+    schedule: (onCycle) =>
+      startScheduler({
+        config,
+        reload: () => config,
+        logger: pino({ level: process.env.NIMBUS_LOG_LEVEL ?? 'warn' }),
+        metrics: new AgentMetrics({ version: '0.1.0', source: 'ldif', tenant: tenant.name }),
+        openAgent: open,
+        openControl: () => exporter,
+        onCycle,
+      }),
+    close: async () => {
+      await current?.close();
+      current = undefined;
+    },
   };
 }
 

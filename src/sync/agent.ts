@@ -59,7 +59,13 @@ export async function openSyncAgent(config: SyncConfig, overrides: AgentOverride
   const space = await openConnectorSpace(config.sync.dataDir);
   return {
     space,
-    run: (opts) => runSync({ space, connector, exporter, scope, mapper, deletionThreshold: config.sync.deletionThreshold, batchSize: config.target.batchSize }, opts),
+    async run(opts) {
+      const report = await runSync({ space, connector, exporter, scope, mapper, deletionThreshold: config.sync.deletionThreshold, staging: config.sync.staging, batchSize: config.target.batchSize }, opts);
+      // Run history: the run's errors stay with it; runs older than sync.runRetention go.
+      space.recordRunErrors(report.runId, report.errors);
+      space.pruneRuns(new Date(Date.parse(report.endedAt) - config.sync.runRetention));
+      return report;
+    },
     async close() {
       await connector.close();
       await exporter.close();

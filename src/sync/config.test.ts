@@ -30,7 +30,7 @@ describe('sync config', () => {
     const c = loadSyncConfig({ cwd: dir, env: {} });
     expect(c.source).toMatchObject({ type: 'ad', url: 'ldap://127.0.0.1:389', include: ['OU=Sales,DC=corp,DC=example,DC=com'], exclude: [], passwordFile: join(dir, 'ad.pw') });
     expect(c.target).toMatchObject({ type: 'nimbus', tenant: 'contoso', batchSize: 500 });
-    expect(c.sync).toEqual({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: join(dir, '.nimbus-agent') });
+    expect(c.sync).toMatchObject({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: join(dir, '.nimbus-agent'), runRetention: 7 * 86_400_000 });
     expect(c.secrets.sourcePassword!.reveal()).toBe('P@ssw0rd!');
     expect(c.secrets.clientSecret!.reveal()).toBe('s3cret-value');
     // Secrets never print.
@@ -75,9 +75,13 @@ describe('sync config', () => {
     expect(() => loadSyncConfig({ cwd: d5, env: { NIMBUS_SYNC_DELETION_THRESHOLD: 'many' }, file: 'nope.yaml' })).toThrow(/No sync configuration at .*nope.yaml/);
   });
 
-  it('refuses staging: true until staging mode exists', () => {
-    const dir = setup(ISSUE_SHAPE.replace('staging: false', 'staging: true'));
-    expect(() => loadSyncConfig({ cwd: dir, env: {} })).toThrow(/sync.staging: true is not supported yet/);
+  it('accepts staging: true and a deletion threshold as a number or a percentage', () => {
+    const dir = setup(ISSUE_SHAPE.replace('staging: false', 'staging: true').replace('deletionThreshold: 500', 'deletionThreshold: 5%'));
+    expect(loadSyncConfig({ cwd: dir, env: {} }).sync).toMatchObject({ staging: true, deletionThreshold: '5%' });
+    expect(loadSyncConfig({ cwd: dir, env: { NIMBUS_SYNC_DELETION_THRESHOLD: '2.5 %' } }).sync.deletionThreshold).toBe('2.5%');
+    expect(loadSyncConfig({ cwd: dir, env: { NIMBUS_SYNC_DELETION_THRESHOLD: '0' } }).sync.deletionThreshold).toBe(0);
+    expect(() => loadSyncConfig({ cwd: dir, env: { NIMBUS_SYNC_DELETION_THRESHOLD: '150%' } })).toThrow(/sync.deletionThreshold: '150%' is not a deletion threshold; write a number of objects \(500\) or a percentage/);
+    expect(() => loadSyncConfig({ cwd: dir, env: { NIMBUS_SYNC_DELETION_THRESHOLD: 'many' } })).toThrow(/'many' is not a deletion threshold/);
   });
 
   it('derives the AD domain from the base DN', () => {

@@ -32,28 +32,54 @@ export class Secret {
   }
 }
 
-/** `60s`, `5m`, `1h`, `500ms` or a number of seconds -> milliseconds. */
+/** `60s`, `5m`, `1h`, `7d`, `500ms` or a number of seconds -> milliseconds. */
 const duration = z.union([z.number().positive(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v * 1000;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(v.trim());
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v.trim());
   if (!m) {
-    ctx.addIssue({ code: 'custom', message: `'${v}' is not a duration; write e.g. 60s, 5m or 1h` });
+    ctx.addIssue({ code: 'custom', message: `'${v}' is not a duration; write e.g. 60s, 5m, 1h or 7d` });
     return z.NEVER;
   }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
   return Number(m[1]) * unit;
+});
+
+/** Run history is kept 7 days by default, as AD Connect does. */
+export const DEFAULT_RUN_RETENTION_MS = 7 * 86_400_000;
+
+export type DeletionThreshold = number | `${number}%`;
+
+/** `500` (objects) or `5%` (of the exported objects); numbers may come as text (environment). */
+const deletionThreshold = z.union([z.number(), z.string()]).transform((v, ctx): DeletionThreshold => {
+  const s = String(v).trim();
+  if (/^\d+$/.test(s)) return Number(s);
+  const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(s);
+  if (m && Number(m[1]) > 0 && Number(m[1]) <= 100) return `${Number(m[1])}%`;
+  ctx.addIssue({ code: 'custom', message: `'${v}' is not a deletion threshold; write a number of objects (500) or a percentage of the exported objects (5%)` });
+  return z.NEVER;
 });
 
 export const runSchema = z
   .object({
     /** Time between cycles of `nimbus agent` (issue 6). Default 60s. */
     interval: duration.default(60_000),
-    /** A run that would delete more objects than this exports nothing and stops (exit 3). Default 500. */
-    deletionThreshold: z.number().int().nonnegative().default(500),
-    /** Import and compute, export nothing. Refused until staging mode lands (issue 6). Default false. */
+    /**
+     * A run that would delete more objects than this exports nothing and stops (exit 3): a
+     * number of objects, or a percentage of the exported objects (`5%`). Default 500.
+     */
+    deletionThreshold: deletionThreshold.default(500),
+    /** Import and compute everything, export nothing; `nimbus sync pending` lists what would be exported. Default false. */
     staging: z.boolean().default(false),
     /** Folder of the agent's own data (connector space). Default `.nimbus-agent` beside the config file. */
     dataDir: z.string().min(1).default('.nimbus-agent'),
+    /** How long run history stays in the connector space (the latest run is always kept). Default 7d. */
+    runRetention: duration.default(DEFAULT_RUN_RETENTION_MS),
+    /** How often `nimbus agent` asks the source whether anything changed (AD: highestCommittedUSN; LDIF: the file); 0s: only every interval. Default 1s. */
+    changePoll: duration.default(1000),
+    /** How often `nimbus agent` asks the cloud for "sync now" / "allow deletes" requests. Default 2s. */
+    cloudPoll: duration.default(2000),
+    /** Where `nimbus agent` serves Prometheus /metrics (`host:port`), or `off`. Default 127.0.0.1:9464. */
+    metrics: z.string().regex(/^(off|.+:\d{1,5})$/, "write host:port (e.g. 127.0.0.1:9464) or 'off'").default('127.0.0.1:9464'),
   })
   .strict();
 
@@ -73,7 +99,7 @@ export const configSchema = z
   .object({
     source: sourceSchema,
     target: targetSchema,
-    sync: runSchema.default({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: '.nimbus-agent' }),
+    sync: runSchema.default({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: '.nimbus-agent', runRetention: DEFAULT_RUN_RETENTION_MS, changePoll: 1000, cloudPoll: 2000, metrics: '127.0.0.1:9464' }),
     mapping: mappingSchema.default({ user: {}, group: {} }),
   })
   .strict()
@@ -123,9 +149,13 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; kind: 'string'
   { env: 'NIMBUS_TARGET_CA_FILE', path: 'target.caFile', kind: 'string', doc: 'PEM CA to trust for HTTPS' },
   { env: 'NIMBUS_TARGET_BATCH_SIZE', path: 'target.batchSize', kind: 'number', doc: 'objects per export batch (<= 500)' },
   { env: 'NIMBUS_SYNC_INTERVAL', path: 'sync.interval', kind: 'string', doc: 'cycle interval, e.g. 60s' },
-  { env: 'NIMBUS_SYNC_DELETION_THRESHOLD', path: 'sync.deletionThreshold', kind: 'number', doc: 'max deletes per run' },
+  { env: 'NIMBUS_SYNC_DELETION_THRESHOLD', path: 'sync.deletionThreshold', kind: 'string', doc: 'max deletes per run: a number (500) or a percentage of the exported objects (5%)' },
   { env: 'NIMBUS_SYNC_STAGING', path: 'sync.staging', kind: 'boolean', doc: 'true/false' },
   { env: 'NIMBUS_SYNC_DATA_DIR', path: 'sync.dataDir', kind: 'string', doc: 'agent data folder' },
+  { env: 'NIMBUS_SYNC_RUN_RETENTION', path: 'sync.runRetention', kind: 'string', doc: 'how long run history is kept, e.g. 7d' },
+  { env: 'NIMBUS_SYNC_CHANGE_POLL', path: 'sync.changePoll', kind: 'string', doc: 'nimbus agent: how often to check the source for changes, e.g. 1s (0s: off)' },
+  { env: 'NIMBUS_SYNC_CLOUD_POLL', path: 'sync.cloudPoll', kind: 'string', doc: 'nimbus agent: how often to check the cloud for sync-now / allow-deletes requests, e.g. 2s' },
+  { env: 'NIMBUS_SYNC_METRICS', path: 'sync.metrics', kind: 'string', doc: 'nimbus agent: Prometheus /metrics listen address host:port, or off' },
   { env: 'NIMBUS_MAPPING', path: 'mapping', kind: 'json', doc: 'attribute flow overrides as JSON, {"user":{...},"group":{...}}' },
 ];
 
@@ -225,8 +255,6 @@ export function loadSyncConfig(opts: LoadOptions = {}): SyncConfig {
     throw new SyncError('ConfigInvalid', `${label}: invalid sync configuration:\n  ${lines.join('\n  ')}`);
   }
   const c = parsed.data;
-  if (c.sync.staging)
-    throw new SyncError('StagingNotSupported', `${label}: sync.staging: true is not supported yet (staging mode arrives with the sync-operations work, issue 6). Set sync.staging: false to run; nothing was imported or exported.`);
 
   // Relative paths are relative to the config file, so the agent runs the same from any folder.
   const base = label === 'environment' ? cwd : dirname(file);

@@ -5,7 +5,6 @@ export type SyncErrorCode =
   | 'ConfigNotFound'
   | 'ConfigInvalid'
   | 'SecretUnreadable'
-  | 'StagingNotSupported'
   | 'SourceUnreadable'
   | 'SourceEmpty'
   | 'TargetUnreachable'

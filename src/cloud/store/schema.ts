@@ -153,6 +153,34 @@ export interface AuditTable {
   target_resources: string;
 }
 
+/** The export lease: the one agent allowed to export to a tenant until expires_at (migration 0007). */
+export interface SyncLeaseTable {
+  tenant_id: string;
+  /** Random per agent process (host:pid:random). */
+  holder: string;
+  /** The sync app that holds it, for messages. */
+  agent: string;
+  acquired_at: string;
+  renewed_at: string;
+  expires_at: string;
+}
+
+/** An administrator's request to the agent: run now, or allow the deletes of one run (migration 0007). */
+export interface SyncRequestTable {
+  id: string;
+  tenant_id: string;
+  kind: string;
+  /** pending -> claimed -> done (or back to pending when the run could not finish). */
+  status: string;
+  requested_by: string;
+  requested_at: string;
+  claimed_by: string | null;
+  claimed_at: string | null;
+  completed_at: string | null;
+  run_id: string | null;
+  result: string | null;
+}
+
 export interface SyncRunTable {
   tenant_id: string;
   run_id: string;
@@ -166,6 +194,10 @@ export interface SyncRunTable {
   errors: string;
   message: string | null;
   updated_at: string;
+  /** JSON lists of a run, each `{ total, items }` with at most 1000 items (migration 0008). */
+  pending_deletes?: string | null;
+  pending_exports?: string | null;
+  deleted?: string | null;
 }
 
 /** A reference (manager or member) waiting for its target's source anchor to arrive. */
@@ -175,6 +207,38 @@ export interface SyncPendingRefTable {
   /** The user (manager) or group (member) holding the reference. */
   source_id: string;
   kind: 'manager' | 'member';
+}
+
+/** An operator of the portal: may see and administer every tenant (migration 0009). */
+export interface PortalOperatorTable {
+  name: string;
+  display_name: string;
+  password_hash: string;
+  created_at: string;
+}
+
+/** A portal sign-in (migration 0009); the cookie holds the token, the row only its SHA-256. */
+export interface PortalSessionTable {
+  token_hash: string;
+  /** admin (a tenant's Global Administrator) or operator. */
+  kind: string;
+  /** The admin's user id, or the operator's name. */
+  principal_id: string;
+  /** The admin's tenant; null for operators. */
+  tenant_id: string | null;
+  name: string;
+  csrf_token: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+}
+
+/** Consecutive failed sign-ins per (lower-cased) sign-in name, for the lockout (migration 0009). */
+export interface PortalSignInFailureTable {
+  name: string;
+  failures: number;
+  first_failed_at: string;
+  locked_until: string | null;
 }
 
 export interface Database {
@@ -191,5 +255,10 @@ export interface Database {
   signing_keys: SigningKeyTable;
   audit_logs: AuditTable;
   sync_runs: SyncRunTable;
+  sync_leases: SyncLeaseTable;
+  sync_requests: SyncRequestTable;
   sync_pending_refs: SyncPendingRefTable;
+  portal_operators: PortalOperatorTable;
+  portal_sessions: PortalSessionTable;
+  portal_sign_in_failures: PortalSignInFailureTable;
 }

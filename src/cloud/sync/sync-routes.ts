@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { badRequest } from '../../shared/errors.ts';
 import { actorOf, baseUrl, sendCollection, sendEntity } from '../graph/http.ts';
 import type { Services } from '../services/index.ts';
+import { syncControlRoutes } from './sync-control-routes.ts';
 
 export function syncRoutes(app: FastifyInstance, svc: Services) {
   const base = (req: Parameters<typeof baseUrl>[0]) => baseUrl(req, svc.config.publicUrl);
@@ -30,6 +31,8 @@ export function syncRoutes(app: FastifyInstance, svc: Services) {
     if (!Number.isInteger(top) || top < 1 || top > 200) throw badRequest(`Invalid top '${req.query.top}': give 1-200.`, 'top');
     return reply.send(await svc.sync.runs(actorOf(req).tenantId, top));
   });
+
+  syncControlRoutes(app, svc);
 
   const syncObject = async (tenantId: string) => ({
     id: tenantId,

@@ -88,6 +88,17 @@ export type SyncGroupAttributes = z.infer<typeof syncGroupAttributes>;
 
 export const MAX_SYNC_BATCH = 500;
 
+/** Objects listed in one run report (pending deletes, pending exports, deletes made); the total says how many there are. */
+export const MAX_REPORTED_OBJECTS = 1000;
+const count = z.number().int().nonnegative();
+const objectType = z.enum(['user', 'group']);
+const reportedDeletes = z
+  .object({
+    total: count,
+    items: z.array(z.object({ anchor, type: objectType, dn: z.string().max(2048), reason: z.enum(['deleted-in-source', 'out-of-scope']) }).strict()).max(MAX_REPORTED_OBJECTS),
+  })
+  .strict();
+
 /** A run as the agent reports it (POST /sync/v1/runs); sent at start and at the end. */
 export const syncRunReport = z
   .object({
@@ -100,6 +111,21 @@ export const syncRunReport = z
     counts: z.record(z.string(), z.number()).default({}),
     errors: z.array(z.record(z.string(), z.unknown())).max(100).default([]),
     message: z.string().max(2000).nullish(),
+    /** A run stopped by the deletion threshold: the deletes it would make (the first 1000, and the total). */
+    pendingDeletes: reportedDeletes.nullish(),
+    /** A staging run: the exports waiting (counts, the first 1000 with the attributes they change). */
+    pendingExports: z
+      .object({
+        adds: count,
+        updates: count,
+        deletes: count,
+        total: count,
+        items: z.array(z.object({ action: z.enum(['add', 'update', 'delete']), type: objectType, anchor, dn: z.string().max(2048), attributes: z.array(z.string().max(128)).max(100) }).strict()).max(MAX_REPORTED_OBJECTS),
+      })
+      .strict()
+      .nullish(),
+    /** The deletes a run made (the first 1000, and the total), e.g. after an administrator allowed them. */
+    deleted: reportedDeletes.nullish(),
   })
   .strict();
 export type SyncRunReport = z.infer<typeof syncRunReport>;

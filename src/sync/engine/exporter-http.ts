@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, fetch, type Response } from 'undici';
+import { leaseState, syncRequest } from '../../cloud/sync/sync-control.ts';
+import { propsOf } from '../../cloud/model/properties.ts';
 import type { Secret } from '../config.ts';
 import { SyncError } from '../errors.ts';
 import type { Exporter, SyncItem, SyncResult } from './exporter.ts';
@@ -36,9 +38,9 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
   let token: { value: string; until: number } | undefined;
 
   /** One request with retries; returns the final response (any status that is not retried). */
-  async function send(url: string, init: { method: string; headers: Record<string, string>; body: string }): Promise<Response> {
+  async function send(url: string, init: { method: string; headers: Record<string, string>; body?: string }, attempts = maxAttempts): Promise<Response> {
     let lastErr: unknown;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       let res: Response | undefined;
       try {
         res = await fetch(url, { ...init, dispatcher, signal: AbortSignal.timeout(timeoutMs) });
@@ -51,13 +53,13 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
         const ra = Number(res.headers.get('retry-after'));
         if (Number.isFinite(ra) && ra > 0) wait = Math.min(60_000, ra * 1000);
         lastErr = new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`);
-        if (attempt === maxAttempts) return res;
+        if (attempt === attempts) return res;
       }
-      if (attempt < maxAttempts) await sleep(wait);
+      if (attempt < attempts) await sleep(wait);
     }
     const cause = lastErr as { message?: string; cause?: { code?: string; message?: string } } | undefined;
     const detail = cause?.cause?.code ?? cause?.cause?.message ?? cause?.message ?? String(lastErr);
-    throw new SyncError('TargetUnreachable', `Cannot reach the cloud directory at ${base} (${detail}) after ${maxAttempts} attempts. Check target.url, that the server runs, and target.caFile for a private certificate.`, { cause: lastErr });
+    throw new SyncError('TargetUnreachable', `Cannot reach the cloud directory at ${base} (${detail}) after ${attempts} attempts. Check target.url, that the server runs, and target.caFile for a private certificate.`, { cause: lastErr });
   }
 
   async function errorOf(res: Response): Promise<GraphError> {
@@ -97,8 +99,38 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
     throw new SyncError('TargetAuthFailed', 'The cloud directory kept refusing the access token; check the clock and the app.');
   }
 
+  /** The agent's control calls (lease, requests): two attempts, so a poll never blocks the agent for long. */
+  async function control(method: string, path: string, body?: unknown): Promise<unknown> {
+    for (let auth = 0; auth < 2; auth++) {
+      const headers: Record<string, string> = { authorization: `Bearer ${await accessToken(auth > 0)}` };
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const res = await send(`${base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }, 2);
+      if (res.status === 401 && auth === 0) continue;
+      if (res.status === 204) return undefined;
+      if (res.ok) return await res.json();
+      const e = await errorOf(res);
+      const msg = e.error?.message ?? `HTTP ${res.status}`;
+      if (res.status === 401 || res.status === 403) throw new SyncError('TargetAuthFailed', `${msg} (target.clientId ${o.clientId} needs an app with the sync role: nimbus app create --role sync).`);
+      throw new SyncError('TargetRefused', `The cloud directory refused ${method} ${path} (HTTP ${res.status}): ${msg}`);
+    }
+    throw new SyncError('TargetAuthFailed', 'The cloud directory kept refusing the access token; check the clock and the app.');
+  }
+
   return {
     identity: `${base}|${o.tenant.toLowerCase()}`,
+    async acquireLease(holder, ttlSeconds) {
+      return leaseState.parse(await control('POST', '/sync/v1/lease', { holder, ttlSeconds }));
+    },
+    async releaseLease(holder) {
+      await control('DELETE', `/sync/v1/lease?holder=${encodeURIComponent(holder)}`);
+    },
+    async pendingRequests() {
+      const r = (await control('GET', '/sync/v1/requests?status=pending&top=50')) as { value: unknown[] };
+      return r.value.map((x) => syncRequest.parse(x)).reverse();
+    },
+    async updateRequest(id, update) {
+      await control('PATCH', `/sync/v1/requests/${encodeURIComponent(id)}`, update);
+    },
     async check() {
       await post([]);
     },
@@ -106,6 +138,20 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
     async reportRun(run) {
       const res = await send(`${base}/sync/v1/runs`, { method: 'POST', headers: { authorization: `Bearer ${await accessToken()}`, 'content-type': 'application/json' }, body: JSON.stringify(run) });
       if (!res.ok) throw new SyncError('TargetRefused', `The cloud directory refused the run report (HTTP ${res.status}): ${(await errorOf(res)).error?.message ?? ''}`);
+    },
+    async lookup(type, cloudId) {
+      // Graph GET with every property; a soft-deleted object is found in the recycle bin.
+      const select = `$select=${propsOf(type).map((p) => p.name).join(',')}`;
+      const id = encodeURIComponent(cloudId);
+      for (const url of [`${base}/v1.0/${type}s/${id}?${select}`, `${base}/v1.0/directory/deletedItems/${id}?${select}`]) {
+        const res = await send(url, { method: 'GET', headers: { authorization: `Bearer ${await accessToken()}` } }, 2);
+        if (res.ok) return (await res.json()) as Record<string, unknown>;
+        if (res.status === 404) continue;
+        const msg = (await errorOf(res)).error?.message ?? `HTTP ${res.status}`;
+        if (res.status === 401 || res.status === 403) throw new SyncError('TargetAuthFailed', `The cloud directory refused to show ${type} ${cloudId}: ${msg}`);
+        throw new SyncError('TargetRefused', `The cloud directory refused to show ${type} ${cloudId} (HTTP ${res.status}): ${msg}`);
+      }
+      return null;
     },
     async close() {
       await dispatcher.close();

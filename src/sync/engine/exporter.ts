@@ -1,8 +1,9 @@
 // Where the engine sends its exports: one small interface, two implementations (in-process
 // on the cloud's service layer, and HTTP with a client-credentials token).
+import type { LeaseState, RequestUpdate, SyncRequest } from '../../cloud/sync/sync-control.ts';
 import type { SyncItem, SyncResult, SyncRunReport } from '../../cloud/sync/sync-wire.ts';
 
-export type { SyncItem, SyncResult, SyncRunReport };
+export type { LeaseState, RequestUpdate, SyncItem, SyncRequest, SyncResult, SyncRunReport };
 
 export interface Exporter {
   /** Identity of the target (URL + tenant); a different one means nothing was exported there yet. */
@@ -13,5 +14,15 @@ export interface Exporter {
   export(items: SyncItem[]): Promise<SyncResult[]>;
   /** Tells the cloud directory about a run (at its start and its end), for the portal. */
   reportRun?(run: SyncRunReport): Promise<void>;
+  /** The cloud object now, in Graph's JSON shape (all properties; a deleted one from the recycle bin), or null; for `nimbus sync explain`. */
+  lookup?(type: 'user' | 'group', cloudId: string): Promise<Record<string, unknown> | null>;
+  /** Takes or renews the tenant's export lease for `ttlSeconds`; `acquired: false` names who holds it. */
+  acquireLease?(holder: string, ttlSeconds: number): Promise<LeaseState>;
+  /** Gives the lease up (clean shutdown). */
+  releaseLease?(holder: string): Promise<void>;
+  /** Administrators' requests waiting for the agent ("sync now", "allow deletes"), oldest first. */
+  pendingRequests?(): Promise<SyncRequest[]>;
+  /** Claims (before the run), completes (after it) or gives back a request; needs the lease. */
+  updateRequest?(id: string, update: RequestUpdate): Promise<void>;
   close(): Promise<void>;
 }

@@ -27,6 +27,16 @@ describe('attribute mapping', () => {
     expect(m.attributes).toMatchObject({ displayName: 'Ann LEE', jobTitle: undefined, department: 'Revenue', usageLocation: 'DE' });
   });
 
+  it('describes where every flow reads from (explain), overrides included', async () => {
+    const mapper = createMapper({ user: { jobTitle: null, usageLocation: "'DE'" } }, ctx);
+    const sources = mapper.sources('user');
+    const m = await mapper.map('user', user);
+    for (const a of [...Object.keys(m.attributes), 'manager']) expect(sources[a], a).toBeTruthy();
+    expect(sources).toMatchObject({ surname: 'sn', jobTitle: expect.stringMatching(/^none \(mapping.user.jobTitle: null/), usageLocation: "mapping.user.usageLocation: 'DE'" });
+    const g = await mapper.map('group', { dn: 'CN=G,DC=x', attrs: { cn: ['G'] } });
+    for (const a of [...Object.keys(g.attributes), 'members']) expect(mapper.sources('group')[a], a).toBeTruthy();
+  });
+
   it('rejects unknown targets and bad expressions at start-up, naming the setting', () => {
     expect(() => createMapper({ user: { favouriteColour: 'x' } }, ctx)).toThrow(/mapping.user.favouriteColour: 'favouriteColour' is not a cloud user attribute/);
     expect(() => createMapper({ group: { displayName: 'cn &' } }, ctx)).toThrow(/mapping.group.displayName: the expression 'cn &' does not parse/);

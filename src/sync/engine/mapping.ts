@@ -108,12 +108,58 @@ export const CLOUD_ATTRIBUTES: Record<ObjectType, ReadonlySet<string>> = {
   group: new Set(Object.keys(syncGroupAttributes.shape)),
 };
 
+/** Where each default flow reads from (AD attribute names), as `nimbus sync explain` shows it. */
+export const DEFAULT_FLOW_SOURCES: Record<ObjectType, Readonly<Record<string, string>>> = {
+  user: {
+    userPrincipalName: 'userPrincipalName (else sAMAccountName@<AD domain>)',
+    displayName: 'displayName (else cn)',
+    givenName: 'givenName',
+    surname: 'sn',
+    mail: 'mail',
+    mailNickname: 'mailNickname',
+    proxyAddresses: 'proxyAddresses',
+    accountEnabled: 'userAccountControl (bit 0x2 ACCOUNTDISABLE)',
+    jobTitle: 'title',
+    department: 'department',
+    companyName: 'company',
+    employeeId: 'employeeID',
+    officeLocation: 'physicalDeliveryOfficeName',
+    mobilePhone: 'mobile',
+    businessPhones: 'telephoneNumber',
+    city: 'l',
+    state: 'st',
+    country: 'co',
+    streetAddress: 'streetAddress',
+    postalCode: 'postalCode',
+    onPremisesDistinguishedName: 'distinguishedName (the DN)',
+    onPremisesSamAccountName: 'sAMAccountName',
+    onPremisesSecurityIdentifier: 'objectSid',
+    onPremisesDomainName: 'the AD domain (source.domain / baseDn)',
+    manager: "manager (the manager's source anchor)",
+  },
+  group: {
+    displayName: 'displayName (else cn, else sAMAccountName)',
+    description: 'description',
+    mail: 'mail',
+    mailNickname: 'mailNickname',
+    proxyAddresses: 'proxyAddresses',
+    securityEnabled: 'groupType (bit 0x80000000)',
+    mailEnabled: 'mail or proxyAddresses present',
+    onPremisesSamAccountName: 'sAMAccountName',
+    onPremisesSecurityIdentifier: 'objectSid',
+    onPremisesDomainName: 'the AD domain (source.domain / baseDn)',
+    members: 'member (in-scope members, as source anchors)',
+  },
+};
+
 type Compiled = { target: string; expr: jsonata.Expression | null; source: string | null };
 
 export interface Mapper {
   map(type: ObjectType, e: StagedEntry): Promise<Mapped>;
   /** Stable text of the rules, so a change in them forces every object to be recomputed. */
   readonly fingerprint: string;
+  /** Per target attribute, where its value comes from: a default flow or the override expression. */
+  sources(type: ObjectType): Record<string, string>;
 }
 
 /** The entry as an expression sees it: attributes by name, one value as a scalar, several as an array. */
@@ -148,6 +194,11 @@ export function createMapper(overrides: { user?: Record<string, string | null>; 
   const fingerprint = JSON.stringify({ v: 1, domain: ctx.domain, o: { user: compiled.user.map((c) => [c.target, c.source]), group: compiled.group.map((c) => [c.target, c.source]) } });
   return {
     fingerprint,
+    sources(type) {
+      const out: Record<string, string> = { ...DEFAULT_FLOW_SOURCES[type] };
+      for (const c of compiled[type]) out[c.target] = c.source === null ? `none (mapping.${type}.${c.target}: null drops the flow)` : `mapping.${type}.${c.target}: ${c.source}`;
+      return out;
+    },
     async map(type, e) {
       const m = type === 'user' ? defaultUserFlows(e, ctx) : defaultGroupFlows(e, ctx);
       if (compiled[type].length === 0) return m;

@@ -6,9 +6,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
+import type { DeletionThreshold } from '../config.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
 import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
+import { pendingCounts, pendingSummary } from './pending.ts';
 import { first, normalizeDn, objectTypeOf, scopeOf, values, type ObjectType, type ScopeRules } from './scope.ts';
 import type { ConnectorSpace, ObjectRow } from './space.ts';
 
@@ -18,8 +20,13 @@ export interface Engine {
   exporter: Exporter;
   scope: ScopeRules;
   mapper: Mapper;
-  /** More pending deletes than this: export nothing, stop (AD Connect default 500). */
-  deletionThreshold: number;
+  /**
+   * More pending deletes than this: export nothing, stop (AD Connect default 500). A number of
+   * objects, or `N%` of the objects exported so far.
+   */
+  deletionThreshold: DeletionThreshold;
+  /** Staging mode (sync.staging): import and sync, export nothing. RunOptions.staging overrides it. */
+  staging?: boolean;
   /** Objects per export batch, <= 500. */
   batchSize: number;
   now?: () => Date;
@@ -49,9 +56,16 @@ export interface RunOptions {
    */
   onBatchApplied?: (n: number) => void | Promise<void>;
   signal?: AbortSignal;
+  /**
+   * Lift sync.deletionThreshold for this one run (`nimbus sync --allow-deletes`, or an
+   * administrator's "allow these deletes" relayed by the cloud); the report lists the deletes.
+   */
+  allowDeletes?: boolean;
+  /** Staging for this run (`nimbus sync --staging`): import and sync, export nothing. Default: Engine.staging. */
+  staging?: boolean;
 }
 
-export type RunStatus = 'success' | 'completed-with-errors' | 'stopped-deletion-threshold-exceeded' | 'failed';
+export type RunStatus = 'success' | 'completed-with-errors' | 'stopped-deletion-threshold-exceeded' | 'staged' | 'failed';
 
 export interface RunCounts {
   read: number;
@@ -72,6 +86,11 @@ export interface RunCounts {
   /** Objects still waiting for references that are not in the cloud. */
   unresolved: number;
   batches: number;
+  /** Staging runs: exports waiting for the first run with staging off (`nimbus sync pending` lists them). */
+  pendingAdds?: number;
+  pendingUpdates?: number;
+  /** Staging runs and runs stopped by the deletion threshold: deletes waiting. */
+  pendingDeletes?: number;
 }
 
 export interface ObjectError {
@@ -99,6 +118,8 @@ export interface RunReport {
   errors: ObjectError[];
   /** When stopped by the deletion threshold: every delete the run would have made. */
   pendingDeletes?: PendingDelete[];
+  /** The deletes this run made (the first 1000; counts.deletes has the total). */
+  deleted?: PendingDelete[];
   /** Deletes were not computed because some entries could not be read. */
   deletesWithheld?: boolean;
   code?: SyncErrorCode;
@@ -142,6 +163,9 @@ export async function runSync(engine: Engine, opts: RunOptions = {}): Promise<Ru
   };
   await report({ runId, kind, status: 'in-progress', inProgress: true, startedAt, counts: {}, errors: [] });
   const r = await runSyncOnce(engine, opts);
+  // For the portal: what a stopped run would delete, what a staging run would export, what a run deleted.
+  const listed = (items: PendingDelete[], total: number) => ({ total, items: items.slice(0, MAX_REPORTED).map((d) => ({ ...d, dn: d.dn.slice(0, 2048) })) });
+  const summary = r.status === 'staged' ? pendingSummary(engine.space.sqlite, MAX_REPORTED) : undefined;
   const reported = await report({
     runId,
     kind,
@@ -152,8 +176,23 @@ export async function runSync(engine: Engine, opts: RunOptions = {}): Promise<Ru
     counts: { ...r.counts },
     errors: r.errors.slice(0, 100).map((e) => ({ ...e })),
     message: r.message ?? null,
+    ...(r.pendingDeletes ? { pendingDeletes: listed(r.pendingDeletes, r.pendingDeletes.length) } : {}),
+    ...(summary ? { pendingExports: { ...summary, items: summary.items.map((i) => ({ ...i, dn: i.dn.slice(0, 2048) })) } } : {}),
+    ...(r.deleted?.length ? { deleted: listed(r.deleted, r.counts.deletes) } : {}),
   });
   return { ...r, reportedToCloud: reported };
+}
+
+/** Objects listed in a run report to the cloud (pending deletes, pending exports, deletes made). */
+const MAX_REPORTED = 1000;
+
+/** The largest number of deletes a run may make, and how to say it in a message. */
+function deletionLimit(engine: Engine): { limit: number; text: string } {
+  const t = engine.deletionThreshold;
+  if (typeof t === 'number') return { limit: t, text: String(t) };
+  const exported = (engine.space.sqlite.prepare('SELECT count(*) AS n FROM objects WHERE exported_hash IS NOT NULL').get() as { n: number }).n;
+  const limit = (exported * Number(t.slice(0, -1))) / 100;
+  return { limit, text: `${t} of ${exported} exported objects = ${Math.floor(limit)}` };
 }
 
 async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunReport> {
@@ -194,7 +233,15 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
   try {
     // ---- check: fail fast (unreachable, credentials, sync not activated) before reading anything.
     startPhase('check');
-    await exporter.check();
+    const staging = opts.staging ?? engine.staging ?? false;
+    let notActivated: string | undefined;
+    try {
+      await exporter.check();
+    } catch (err) {
+      // A staging agent exports nothing, so it may run before directory sync is activated.
+      if (!(staging && err instanceof SyncError && err.code === 'DirectorySyncNotActivated')) throw err;
+      notActivated = err.message;
+    }
     const target = space.getMeta('target');
     if (target !== exporter.identity) {
       // Exports to another tenant or server say nothing about this one: export everything again.
@@ -216,23 +263,43 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     await syncAll(engine, fail, (n) => progress('sync', n), now);
     space.setMeta('rules', mapper.fingerprint);
 
+    const withheld = 'Some source entries could not be read, so deletions were not computed in this run; fix them and run again.';
+    const deleteCount = (db.prepare('SELECT count(*) AS n FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)').get() as { n: number }).n;
+    const threshold = deleteCount > 0 ? deletionLimit(engine) : { limit: 0, text: '' };
+
+    // ---- staging: everything is computed; the pending exports stay for `nimbus sync pending`.
+    if (staging) {
+      const p = pendingCounts(db);
+      Object.assign(counts, { pendingAdds: p.adds, pendingUpdates: p.updates, pendingDeletes: p.deletes });
+      const notes = [
+        `Staging mode: nothing was exported; ${p.adds} adds, ${p.updates} updates and ${p.deletes} deletes are pending (nimbus sync pending lists them). The first run with staging off exports them.`,
+        ...(deleteCount > threshold.limit ? [`That run will stop at the deletion threshold (${deleteCount} deletes, more than sync.deletionThreshold ${threshold.text}) unless run with --allow-deletes.`] : []),
+        ...(deletesWithheld ? [withheld] : []),
+        ...(notActivated ? [notActivated] : []),
+      ];
+      return finish('staged', { ...(deletesWithheld ? { deletesWithheld } : {}), message: notes.join(' ') });
+    }
+
     // ---- export
     startPhase('export');
-    const deleteCount = (db.prepare('SELECT count(*) AS n FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)').get() as { n: number }).n;
-    if (deleteCount > engine.deletionThreshold) {
+    if (deleteCount > threshold.limit && !opts.allowDeletes) {
       const pendingDeletes: PendingDelete[] = [];
       for (const r of db.prepare('SELECT anchor, type, dn, present FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0) ORDER BY dn').iterate() as IterableIterator<Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>)
         pendingDeletes.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
+      counts.pendingDeletes = deleteCount;
       return finish('stopped-deletion-threshold-exceeded', {
         pendingDeletes,
         ...(deletesWithheld ? { deletesWithheld } : {}),
-        message: `This run would delete ${deleteCount} objects in the cloud, more than sync.deletionThreshold (${engine.deletionThreshold}); nothing was exported. If the deletions are intended, raise sync.deletionThreshold (or NIMBUS_SYNC_DELETION_THRESHOLD) for one run.`,
+        message: `This run would delete ${deleteCount} objects in the cloud, more than sync.deletionThreshold (${threshold.text}); nothing was exported. Check the list; if the deletions are intended, run \`nimbus sync --allow-deletes\` once (or allow them in the portal), or raise sync.deletionThreshold (NIMBUS_SYNC_DELETION_THRESHOLD).`,
       });
     }
-    await exportAll(engine, opts, counts, fail, (n, total) => progress('export', n, total), now);
+    const deleted: PendingDelete[] = [];
+    await exportAll(engine, opts, counts, fail, (n, total) => progress('export', n, total), now, deleted);
     progress('export', counts.adds + counts.updates + counts.deletes + counts.unchanged, undefined, true);
     const status: RunStatus = counts.errors > 0 ? 'completed-with-errors' : 'success';
-    return finish(status, deletesWithheld ? { deletesWithheld, message: 'Some source entries could not be read, so deletions were not computed in this run; fix them and run again.' } : {});
+    const allowed = opts.allowDeletes && deleteCount > threshold.limit ? `Deletion threshold lifted for this run: ${counts.deletes} objects deleted (more than sync.deletionThreshold ${threshold.text}).` : undefined;
+    const message = [allowed, deletesWithheld ? withheld : undefined].filter(Boolean).join(' ');
+    return finish(status, { ...(deletesWithheld ? { deletesWithheld } : {}), ...(deleted.length ? { deleted } : {}), ...(message ? { message } : {}) });
   } catch (err) {
     if (db.inTransaction) db.exec('ROLLBACK');
     if (err instanceof SyncError) return finish('failed', { code: err.code, message: err.message });
@@ -603,6 +670,7 @@ async function exportAll(
   fail: (e: ObjectError) => void,
   tick: (n: number, total: number) => void,
   now: () => Date,
+  deleted: PendingDelete[] = [],
 ): Promise<void> {
   const db = engine.space.sqlite;
   const size = Math.min(500, Math.max(1, engine.batchSize));
@@ -697,8 +765,10 @@ async function exportAll(
             fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the delete' });
             return;
           }
-          if (res.status === 'deleted') counts.deletes++;
-          else counts.unchanged++;
+          if (res.status === 'deleted') {
+            counts.deletes++;
+            if (deleted.length < MAX_REPORTED) deleted.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
+          } else counts.unchanged++;
           // Gone from the source: forget it. Out of scope: keep the row (and why) for explain.
           if (r.present === 0) dropRow.run(r.anchor);
           else markUnexported.run(at, r.anchor);

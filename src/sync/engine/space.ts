@@ -1,7 +1,7 @@
 // The connector space: the agent's own SQLite file (separate from the cloud store), migrated
 // with Kysely; the per-object hot paths use prepared statements because a run touches every
 // one of 100k+ rows and Kysely's per-query compile would dominate.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
@@ -43,6 +43,8 @@ export interface RunRow {
   status: string;
   counts: string | null;
   message: string | null;
+  /** The run's first 100 per-object errors, JSON (null before migration 0003 or when none). */
+  errors?: string | null;
 }
 
 export interface ConnectorSpace {
@@ -52,8 +54,15 @@ export interface ConnectorSpace {
   setMeta(key: string, value: string): void;
   object(anchor: string): ObjectRow | undefined;
   runs(limit?: number): RunRow[];
+  /** Keeps a run's per-object errors (the first 100) with it in the run history. */
+  recordRunErrors(runId: number, errors: readonly unknown[]): void;
+  /** Deletes runs started before `cutoff`, except the latest; returns how many went. */
+  pruneRuns(cutoff: Date): number;
   close(): Promise<void>;
 }
+
+/** Per-object errors kept per run in the history. */
+export const RUN_ERRORS_KEPT = 100;
 
 /** A per-folder lock so two runs never work on one connector space at once; a dead holder's lock is taken over. */
 function lock(dir: string): () => void {
@@ -115,6 +124,8 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
   const setMeta = sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
   const object = sqlite.prepare<[string], ObjectRow>('SELECT * FROM objects WHERE anchor = ?');
   const runs = sqlite.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?');
+  const runErrors = sqlite.prepare('UPDATE runs SET errors = ? WHERE id = ?');
+  const prune = sqlite.prepare('DELETE FROM runs WHERE started_at < ? AND id < (SELECT max(id) FROM runs)');
   return {
     sqlite,
     file,
@@ -122,10 +133,44 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
     setMeta: (k, v) => void setMeta.run(k, v),
     object: (a) => object.get(a),
     runs: (limit = 20) => runs.all(limit),
+    recordRunErrors: (id, errors) => void runErrors.run(errors.length ? JSON.stringify(errors.slice(0, RUN_ERRORS_KEPT)) : null, id),
+    pruneRuns: (cutoff) => prune.run(cutoff.toISOString()).changes,
     async close() {
       // Kysely's destroy closes the better-sqlite3 handle.
       await kdb.destroy();
       unlock();
     },
   };
+}
+
+/**
+ * Opens an existing connector space for reading only (`nimbus sync runs|errors|explain`):
+ * no run lock and no migration, so it works while a run is going on (WAL readers never block
+ * the writer). Undefined when `dataDir` holds no connector space yet.
+ */
+export function readConnectorSpace(dataDir: string): SQLite.Database | undefined {
+  const file = join(dataDir, 'connector-space.db');
+  if (!existsSync(file)) return undefined;
+  try {
+    // Not `readonly: true`: a read-only handle cannot create the WAL index (-shm) when no
+    // writer has it open; query_only refuses writes just the same.
+    const db = new SQLite(file, { fileMustExist: true });
+    db.pragma('query_only = 1');
+    db.pragma('busy_timeout = 5000');
+    db.prepare('SELECT 1 FROM objects LIMIT 1').get();
+    return db;
+  } catch (err) {
+    throw new SyncError('ConfigInvalid', `The connector space ${file} cannot be read (${(err as Error).message}). Check the file's permissions, or run nimbus sync once to create it.`);
+  }
+}
+
+/** readConnectorSpace for the commands that need one: a clear error (exit 2) when there is none yet. */
+export function requireConnectorSpace(dataDir: string, configFile?: string): SQLite.Database {
+  const db = readConnectorSpace(dataDir);
+  if (!db)
+    throw new SyncError(
+      'ConfigInvalid',
+      `No connector space in ${dataDir}: nimbus sync has not run with this configuration${configFile ? ` (${configFile})` : ''} yet. Run \`nimbus sync\` (or \`nimbus sync --staging\`: imports and computes, exports nothing) first, or check --config / sync.dataDir.`,
+    );
+  return db;
 }

@@ -6,6 +6,9 @@ import * as m0003 from './0003-order-indexes.ts';
 import * as m0004 from './0004-sync-runs.ts';
 import * as m0005 from './0005-manager-order-index.ts';
 import * as m0006 from './0006-sync-references.ts';
+import * as m0007 from './0007-sync-control.ts';
+import * as m0008 from './0008-run-details.ts';
+import * as m0009 from './0009-portal.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -14,6 +17,9 @@ const migrations: Record<string, Migration> = {
   '0004-sync-runs': m0004,
   '0005-manager-order-index': m0005,
   '0006-sync-references': m0006,
+  '0007-sync-control': m0007,
+  '0008-run-details': m0008,
+  '0009-portal': m0009,
 };
 
 export const migrationProvider: MigrationProvider = {
