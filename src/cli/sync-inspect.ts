@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { domainOfBaseDn, loadSyncConfig, type SyncConfig } from '../sync/config.ts';
 import { explainObject, findObjects, listRuns, objectErrors, similarObjects, type Candidate, type ErrorEntry, type Explanation } from '../sync/engine/explain.ts';
 import type { Exporter } from '../sync/engine/exporter.ts';
-import { createHttpExporter } from '../sync/engine/exporter-http.ts';
+import { httpExporterFor } from '../sync/engine/exporter-http.ts';
 import { createMapper } from '../sync/engine/mapping.ts';
 import { compileScope } from '../sync/engine/scope.ts';
 import { requireConnectorSpace } from '../sync/engine/space.ts';
@@ -43,16 +43,8 @@ export interface ExplainResult extends Explanation {
 }
 
 function exporterFor(config: SyncConfig): Exporter {
-  return createHttpExporter({
-    url: config.target.url,
-    tenant: config.target.tenant,
-    clientId: config.target.clientId,
-    clientSecret: config.secrets.clientSecret!,
-    ...(config.target.caFile ? { caFile: config.target.caFile } : {}),
-    // Explain answers a person at a terminal: give up on an unreachable cloud quickly.
-    maxAttempts: 2,
-    timeoutMs: 15_000,
-  });
+  // Explain answers a person at a terminal: give up on an unreachable cloud quickly.
+  return httpExporterFor(config, { maxAttempts: 2, timeoutMs: 15_000 });
 }
 
 /** Explains one object; the cloud part through `exporter` (default: HTTP to target.url). */

@@ -8,7 +8,7 @@ import { createLdifConnector } from './connectors/ldif/ldif-connector.ts';
 import { domainOfBaseDn, type SyncConfig } from './config.ts';
 import { SyncError } from './errors.ts';
 import type { Exporter } from './engine/exporter.ts';
-import { createHttpExporter } from './engine/exporter-http.ts';
+import { httpExporterFor } from './engine/exporter-http.ts';
 import { createMapper } from './engine/mapping.ts';
 import { runSync, type RunOptions, type RunReport } from './engine/run.ts';
 import { compileScope } from './engine/scope.ts';
@@ -48,14 +48,7 @@ export async function openSyncAgent(config: SyncConfig, overrides: AgentOverride
   const mapper = createMapper(config.mapping, { domain });
   const connector = overrides.wrapConnector ? overrides.wrapConnector(connectorFor(config)) : connectorFor(config);
   const exporter =
-    overrides.exporter ??
-    createHttpExporter({
-      url: config.target.url,
-      tenant: config.target.tenant,
-      clientId: config.target.clientId,
-      clientSecret: config.secrets.clientSecret!,
-      ...(config.target.caFile ? { caFile: config.target.caFile } : {}),
-    });
+    overrides.exporter ?? httpExporterFor(config);
   const space = await openConnectorSpace(config.sync.dataDir);
   return {
     space,

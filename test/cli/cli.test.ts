@@ -1,50 +1,20 @@
 // The real `nimbus` CLI, spawned as a user would run it (node bin/nimbus.js ... --data DIR),
 // with no NIMBUS_* variables leaking in from the environment. Each spawn costs about a
 // second, so each test checks a whole flow, and results are cross-checked in the store.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GLOBAL_ADMIN } from '../../src/cloud/services/directory.ts';
 import { openServices, type Services } from '../../src/cloud/services/index.ts';
 import { verifyPassword } from '../../src/cloud/services/passwords.ts';
+import { runNimbus, startNimbus } from '../helpers/nimbus-cli.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NIMBUS_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  // stdin is a pipe that is closed at once: never a terminal, as in scripts and CI.
-  const child = spawn(process.execPath, [join(ROOT, 'bin/nimbus.js'), ...args], { cwd: ROOT, env: cleanEnv(env), stdio: 'pipe' });
-  child.stdin.end();
-  return child;
-}
-
-function nimbus(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = start(args, env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const start = startNimbus;
+const nimbus = runNimbus;
 
 /** Runs and expects exit 0; returns stdout parsed as JSON. */
 async function json(args: string[], env: Record<string, string> = {}): Promise<any> {

@@ -2,10 +2,8 @@
 // HTTP into a real cloud directory: the right reason for an in-scope, an out-of-scope (OU
 // exclusion and a built-in exclusion), a soft-matched and a conflicting object, as the real
 // CLI prints it.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import type { Manifest, ManifestEntry } from '../../scripts/generator/manifest.ts';
@@ -16,11 +14,11 @@ import { loadSyncConfig, type SyncConfig } from '../../src/sync/config.ts';
 import { newUser, startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
 import { useSamba } from '../helpers/samba.ts';
 import { tempDir } from '../sync/helpers.ts';
+import { runNimbus } from '../helpers/nimbus-cli.ts';
 
 // The serial project does not inherit the root config's timeouts; real servers need more than 5 s.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 600_000 });
 
-const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
 const ad = useSamba();
 let cloud: TestCloud;
 let t: TestTenant;
@@ -31,20 +29,7 @@ let serviceOU: string;
 let softTarget: ManifestEntry;
 let softCloudId: string;
 
-function nimbus(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NIMBUS_')) env[k] = v;
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: 'pipe' });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const nimbus = (args: string[]) => runNimbus(args);
 
 async function explain(id: string): Promise<ExplainResult> {
   const r = await nimbus(['sync', 'explain', id, '--config', file, '--json']);

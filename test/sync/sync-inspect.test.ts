@@ -1,10 +1,8 @@
 // Run history, its retention, `nimbus sync errors` and `nimbus sync explain`, from a generated
 // AD LDIF export synced over HTTP into a real cloud directory (real SQLite connector space).
 // The CLI is spawned for the exit codes and the --json shapes; the rest calls the same code.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest, ManifestEntry } from '../../scripts/generator/manifest.ts';
@@ -16,8 +14,8 @@ import { findObjects, guidTextToAnchor, listRuns, objectErrors, type ErrorEntry 
 import { openConnectorSpace, readConnectorSpace } from '../../src/sync/engine/space.ts';
 import { newUser, startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
 import { generatedLdif, syncTenant, tempDir, writeConfig } from './helpers.ts';
+import { runNimbus } from '../helpers/nimbus-cli.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
 let cloud: TestCloud;
 let t: TestTenant;
 let dir: string;
@@ -27,20 +25,7 @@ let manifest: Manifest;
 /** The user whose mapped usageLocation is invalid: a per-object sync error. */
 let broken: ManifestEntry;
 
-function nimbus(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('NIMBUS_')) env[k] = v;
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: 'pipe' });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const nimbus = (args: string[]) => runNimbus(args);
 
 async function runOnce(c: SyncConfig = config) {
   const agent = await openSyncAgent(c);

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, fetch, type Response } from 'undici';
 import { leaseState, syncRequest } from '../../cloud/sync/sync-control.ts';
 import { propsOf } from '../../cloud/model/properties.ts';
-import type { Secret } from '../config.ts';
+import type { Secret, SyncConfig } from '../config.ts';
 import { SyncError } from '../errors.ts';
 import type { Exporter, SyncItem, SyncResult } from './exporter.ts';
 
@@ -157,4 +157,16 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
       await dispatcher.close();
     },
   };
+}
+
+/** The HTTP exporter of a config's `target` (the agent's, the scheduler's control channel, explain's). */
+export function httpExporterFor(config: SyncConfig, tuning: Pick<HttpExporterOptions, 'maxAttempts' | 'backoffMs' | 'timeoutMs'> = {}): Exporter {
+  return createHttpExporter({
+    url: config.target.url,
+    tenant: config.target.tenant,
+    clientId: config.target.clientId,
+    clientSecret: config.secrets.clientSecret!,
+    ...(config.target.caFile ? { caFile: config.target.caFile } : {}),
+    ...tuning,
+  });
 }

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { openSyncAgent, type SyncAgent } from '../agent.ts';
 import type { SyncConfig } from '../config.ts';
 import type { Exporter, LeaseState, SyncRequest } from '../engine/exporter.ts';
-import { createHttpExporter } from '../engine/exporter-http.ts';
+import { httpExporterFor } from '../engine/exporter-http.ts';
 import type { RunReport } from '../engine/run.ts';
 import { SyncError } from '../errors.ts';
 import { backoffDelay, type BackoffOptions } from './backoff.ts';
@@ -66,15 +66,7 @@ export function newHolderId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
-function defaultControl(config: SyncConfig): Exporter {
-  return createHttpExporter({
-    url: config.target.url,
-    tenant: config.target.tenant,
-    clientId: config.target.clientId,
-    clientSecret: config.secrets.clientSecret!,
-    ...(config.target.caFile ? { caFile: config.target.caFile } : {}),
-  });
-}
+const defaultControl = (config: SyncConfig): Exporter => httpExporterFor(config);
 
 export function startScheduler(o: SchedulerOptions): Scheduler {
   const log = o.logger;
