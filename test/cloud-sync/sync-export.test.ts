@@ -241,6 +241,9 @@ describe('exports', () => {
     const unknown = await exportObjects([user(anchor(), { userPrincipalName: 'ok@fabrikam.com', favouriteColour: 'blue' })]);
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('favouriteColour');
+    const tooMany = await exportObjects(Array.from({ length: 2001 }, (_, i) => ({ op: 'delete', type: 'user', sourceAnchor: Buffer.from(`gone-${i}`).toString('base64') })));
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.error.message).toContain('at most 2000 objects (got 2001)');
   });
 });
 

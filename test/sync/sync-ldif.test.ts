@@ -116,7 +116,7 @@ describe('full sync from an AD LDIF export', () => {
     expect(wrong.map((u) => u.sAMAccountName)).toEqual([]);
     expect(r.counts.unresolved).toBe(0);
     expect(r.counts.adds + r.counts.updates + r.counts.unchanged).toBe(r.counts.inScope);
-    expect(r.counts.batches).toBe(Math.ceil(inScopeUsers.length / 500) + Math.ceil(model.groupList.length / 500));
+    expect(r.counts.batches).toBe(Math.ceil(inScopeUsers.length / 2000) + Math.ceil(model.groupList.length / 2000));
   });
 
   it('maps the attributes of an ordinary user, including manager and on-premises values', async () => {

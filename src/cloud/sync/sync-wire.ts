@@ -86,7 +86,7 @@ export function parseItem(o: unknown): { ok: true; item: SyncItem } | { ok: fals
 export type SyncUserAttributes = z.infer<typeof syncUserAttributes>;
 export type SyncGroupAttributes = z.infer<typeof syncGroupAttributes>;
 
-export const MAX_SYNC_BATCH = 500;
+export const MAX_SYNC_BATCH = 2000;
 
 /** Objects listed in one run report (pending deletes, pending exports, deletes made); the total says how many there are. */
 export const MAX_REPORTED_OBJECTS = 1000;

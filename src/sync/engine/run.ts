@@ -4,7 +4,7 @@
 // progress, so a killed run and a rerun reach the same end state.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
-import { syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
+import { MAX_SYNC_BATCH, syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import type { DeletionThreshold } from '../config.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
@@ -27,7 +27,7 @@ export interface Engine {
   deletionThreshold: DeletionThreshold;
   /** Staging mode (sync.staging): import and sync, export nothing. RunOptions.staging overrides it. */
   staging?: boolean;
-  /** Objects per export batch, <= 500. */
+  /** Objects per export batch, <= MAX_SYNC_BATCH (2000). */
   batchSize: number;
   now?: () => Date;
 }
@@ -673,7 +673,7 @@ async function exportAll(
   deleted: PendingDelete[] = [],
 ): Promise<void> {
   const db = engine.space.sqlite;
-  const size = Math.min(500, Math.max(1, engine.batchSize));
+  const size = Math.min(MAX_SYNC_BATCH, Math.max(1, engine.batchSize));
   type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'desired' | 'desired_hash'>;
   const pendingAll = db.prepare<[string, string, number], Pending>(
     'SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash ORDER BY anchor LIMIT ?',
