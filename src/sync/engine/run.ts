@@ -450,11 +450,28 @@ function mergeStaged(staged: Record<string, string[]>, delta: Record<string, str
  */
 function refreshReferences(engine: Engine, moved: Map<string, string>, touched: Set<string>): void {
   const db = engine.space.sqlite;
-  const rows = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>("SELECT anchor, type, dn, imported FROM objects WHERE present = 1 AND in_scope = 1 AND imported IS NOT NULL AND (type = 'group' OR has_refs = 1)").all();
-  const rewrite = db.prepare('UPDATE objects SET imported = ?, import_hash = ?, dirty = 1 WHERE anchor = ?');
+  // A user's one reference, its manager, is read by SQL: its staged copy is parsed only when
+  // the manager is one of the changed DNs (most users hold no reference that changed).
+  // `manager` spelled otherwise by the source (json_extract is case-sensitive) reads whole.
+  const rows = db
+    .prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn'> & { manager: string | null; imported: string | null }>(
+      "SELECT anchor, type, dn, m.manager, CASE WHEN m.manager IS NULL THEN imported END AS imported FROM (SELECT anchor, type, dn, imported, CASE WHEN type = 'user' THEN json_extract(imported, '$.manager[0]') END AS manager FROM objects WHERE present = 1 AND in_scope = 1 AND imported IS NOT NULL AND (type = 'group' OR has_refs = 1)) AS m",
+    )
+    .iterate();
+  const whole = db.prepare<[string], { imported: string }>('SELECT imported FROM objects WHERE anchor = ?');
+  const rewrite = db.prepare('UPDATE objects SET imported = ?, import_hash = ?, dirty = max(dirty, ?) WHERE anchor = ?');
   const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE anchor = ?');
+  const todo: { anchor: string; type: ObjectType; dn: string; imported: string | null }[] = [];
   for (const r of rows) {
-    const attrs = JSON.parse(r.imported!) as Record<string, string[]>;
+    if (r.manager !== null) {
+      const key = normalizeDn(r.manager);
+      if (!touched.has(key) && !moved.has(key)) continue;
+    }
+    todo.push({ anchor: r.anchor, type: r.type, dn: r.dn, imported: r.imported });
+  }
+  for (const r of todo) {
+    // (Read after the scan: better-sqlite3 runs nothing else while an iteration is open.)
+    const attrs = JSON.parse(r.imported ?? whole.get(r.anchor)!.imported) as Record<string, string[]>;
     let changed = false;
     let dirty = false;
     for (const k of Object.keys(attrs)) {
@@ -470,7 +487,7 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
     }
     if (changed) {
       const staged = JSON.stringify(attrs);
-      rewrite.run(staged, hash(`${r.type}\n${r.dn}\n${staged}`), r.anchor);
+      rewrite.run(staged, hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.anchor);
     } else if (dirty) markDirty.run(r.anchor);
   }
 }
@@ -533,7 +550,12 @@ async function importDelta(
       insert.run(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, inScope);
       if (inScope) touched.add(normalizeDn(entry.dn));
     } else if (prev.import_hash !== h || prev.in_scope !== inScope || prev.present !== 1 || prev.type !== type || prev.scope_reason !== reason || prev.dn !== entry.dn) {
-      if (prev.dn !== entry.dn || prev.in_scope !== inScope || prev.present !== 1) touched.add(normalizeDn(prev.dn)).add(normalizeDn(entry.dn));
+      // Scope or presence changed: referrers gain or lose the object. A rename or move alone
+      // leaves what their references resolve to (the same anchor) as it was: their values are
+      // rewritten, not recomputed; only a referrer that named the new DN before (a dangling
+      // reference) is.
+      if (prev.in_scope !== inScope || prev.present !== 1) touched.add(normalizeDn(prev.dn)).add(normalizeDn(entry.dn));
+      else if (prev.dn !== entry.dn) touched.add(normalizeDn(entry.dn));
       if (normalizeDn(prev.dn) !== normalizeDn(entry.dn)) moved.set(normalizeDn(prev.dn), entry.dn);
       update.run(type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, inScope, anchor);
     }

@@ -1,8 +1,9 @@
 // Unit tests of the scope rules: always-excluded objects, OU include/exclude, LDAP filters.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SourceEntry } from '../connectors/connector.ts';
 import { sidToString } from './ad-values.ts';
-import { compileScope, matchesFilter, objectTypeOf, scopeOf } from './scope.ts';
+import { compileScope, matchesFilter, normalizeDn, objectTypeOf, scopeOf } from './scope.ts';
 
 const BASE = 'DC=corp,DC=example,DC=com';
 const user = (dn: string, attrs: Record<string, string[]> = {}): SourceEntry => ({ dn, attributes: { objectClass: ['top', 'person', 'user'], ...attrs } });
@@ -67,5 +68,21 @@ describe('scope rules', () => {
   it('renders objectSid as S-1-5-...', () => {
     expect(sidToString(Buffer.from('AQUAAAAAAAUVAAAAoGXPfnhLm1/VpTlsUAQAAA==', 'base64'))).toBe('S-1-5-21-2127521184-1604012920-1815717333-1104');
     expect(sidToString(Buffer.from([1, 2]))).toBeNull();
+  });
+});
+
+describe('normalizeDn', () => {
+  // The definition: RDNs split at unescaped commas, trimmed, joined, lower-cased.
+  const reference = (dn: string) =>
+    dn
+      .split(/(?<!\\),/)
+      .map((r) => r.trim())
+      .join(',')
+      .toLowerCase();
+  it('agrees with the definition on DNs with blanks, escaped commas and mixed case', () => {
+    const rdn = fc.tuple(fc.constantFrom('CN', 'OU', 'dc', 'Ou'), fc.stringMatching(/^[ A-Za-z\\,é.-]{0,12}$/), fc.constantFrom('', ' ', '  ')).map(([t, v, pad]) => `${pad}${t}=${v}${pad}`);
+    fc.assert(fc.property(fc.array(rdn, { minLength: 1, maxLength: 5 }), (rdns) => normalizeDn(rdns.join(',')) === reference(rdns.join(','))));
+    expect(normalizeDn('CN=Smith\\, John , OU=Sales,DC=corp')).toBe('cn=smith\\, john,ou=sales,dc=corp');
+    expect(normalizeDn('CN=Ann,OU=Sales,DC=corp')).toBe('cn=ann,ou=sales,dc=corp');
   });
 });
