@@ -1,6 +1,5 @@
 // Groups with Graph semantics: required properties, Microsoft 365 (Unified) groups get a
 // mail address, members through members/$ref and members@odata.bind, nested groups.
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { badRequest, notFound } from '../../shared/errors.ts';
 import { asciiLower } from '../../shared/upn.ts';
@@ -11,6 +10,7 @@ import { isSync, requireWrite, type Actor, type Deps } from './context.ts';
 import { addressClaims, claimAddresses, findObject, nextSeq, refId } from './objects.ts';
 import { countObjects, deltaPage, listObjects, parseTop, type ListParams } from './query.ts';
 import { checkMailNickname, checkProxyAddresses, get, requireProps, validateBody } from './validate.ts';
+import { objectId } from './ids.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_BIND = 20;
@@ -71,7 +71,7 @@ export function createGroupService(deps: Deps) {
       const proxies = get<string[]>(v, 'proxyAddresses');
       if (proxies) checkProxyAddresses(proxies);
       const now = clock.now().toISOString();
-      const row: Record<string, unknown> = { tenant_id: actor.tenantId, id: randomUUID(), seq: 0, created_at: now, deleted_at: null, extra: '{}' };
+      const row: Record<string, unknown> = { tenant_id: actor.tenantId, id: objectId(), seq: 0, created_at: now, deleted_at: null, extra: '{}' };
       for (const p of GROUP_PROPS) if (p.column && !(p.column in row)) row[p.column] = p.kind === 'strings' || p.kind === 'json' ? '[]' : null;
       for (const [p, val] of v.values) if (p.column) row[p.column] = toColumn(p, val);
       if (unified && !row.mail) {

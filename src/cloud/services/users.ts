@@ -1,6 +1,5 @@
 // Users with Graph semantics: required properties, verified UPN domains, one address space,
 // soft delete, manager, directory-sync ownership of on-premises attributes.
-import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { badRequest, notFound } from '../../shared/errors.ts';
 import { asciiLower, smtpAddress, splitUpn, upnProblem } from '../../shared/upn.ts';
@@ -12,6 +11,7 @@ import { addressClaims, claimAddresses, findObject, nextSeq, refId } from './obj
 import { checkPasswordComplexity, hashPassword } from './passwords.ts';
 import { deltaPage, listObjects, countObjects, type ListParams } from './query.ts';
 import { checkMail, checkMailNickname, checkProxyAddresses, get, requireProps, validateBody, type ValidBody } from './validate.ts';
+import { objectId } from './ids.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -121,7 +121,7 @@ export function createUserService(deps: Deps) {
       const now = clock.now().toISOString();
       const row: Record<string, unknown> = {
         tenant_id: actor.tenantId,
-        id: randomUUID(),
+        id: objectId(),
         seq: 0,
         created_at: now,
         deleted_at: null,

@@ -1,7 +1,6 @@
 // The cloud side of directory sync (what Entra does for Connect): takes batches of objects
 // keyed by source anchor and applies hard match, soft match, UPN fallback and duplicate-
 // attribute resiliency, recording provisioning errors that heal by themselves.
-import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { badRequest, forbidden, NimbusError } from '../../shared/errors.ts';
 import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
@@ -15,6 +14,7 @@ import { BatchCache } from './batch-cache.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 import { createSyncRunService } from './sync-runs.ts';
 import { MAX_SYNC_BATCH, parseItem, type MatchKind, type ProvisioningError, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from './sync-wire.ts';
+import { objectId } from '../services/ids.ts';
 
 type Db = Kysely<Database>;
 
@@ -249,7 +249,7 @@ export function createSyncService(deps: Deps) {
 
     const nick = syncMailNickname(a);
     const upnDecision = decideUpn(a, ctx.verified, ctx.t.initial_domain);
-    const id = row?.id ?? randomUUID();
+    const id = row?.id ?? objectId();
     const prevErrors = row ? (JSON.parse(row.on_prem_provisioning_errors) as ProvisioningError[]) : [];
     const r = await resolveConflicts(trx, ctx, id, { upn: upnDecision.upn, mail: a.mail ?? null, proxies: a.proxyAddresses ?? [] }, prevErrors, row?.upn ?? null, now);
 
@@ -341,7 +341,7 @@ export function createSyncService(deps: Deps) {
         }
       }
     }
-    const id = row?.id ?? randomUUID();
+    const id = row?.id ?? objectId();
     const prevErrors = row ? (JSON.parse(row.on_prem_provisioning_errors) as ProvisioningError[]) : [];
     const r = await resolveConflicts(trx, ctx, id, { mail: a.mail ?? null, proxies: a.proxyAddresses ?? [] }, prevErrors, null, now);
     const nick = (a.mailNickname || a.onPremisesSamAccountName || syncMailNickname({ mail: a.mail ?? null, proxyAddresses: a.proxyAddresses ?? [] })).replace(/[\s@()\\[\]";:<>,]/g, '').slice(0, 64) || 'group';
@@ -391,7 +391,8 @@ export function createSyncService(deps: Deps) {
       const current = await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).execute();
       const want = new Map([...wanted.values()].filter((w) => w.id !== id).map((w) => [w.id, w.type]));
       const have = new Map(current.map((c) => [c.member_id, c.member_type]));
-      const add = [...want].filter(([mid]) => !have.has(mid));
+      // In id order: ids grow with time, so the rows land at the end of the membership indexes.
+      const add = [...want].filter(([mid]) => !have.has(mid)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
       // Members not resolvable yet are not removed: they may simply not be exported yet.
       const remove = [...have].filter(([mid]) => !want.has(mid));
       if (add.length || remove.length) {
