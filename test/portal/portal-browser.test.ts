@@ -28,7 +28,14 @@ let tenant: TenantTable;
 let admin: { upn: string };
 let agent: Scheduler | undefined;
 
-const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+// From the left edge: focusing a control far right may have scrolled the page sideways.
+const shot = async (name: string) => {
+  await page.evaluate(() => {
+    window.scrollTo(0, window.scrollY);
+    document.querySelector("main")?.scrollTo(0, 0);
+  });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+};
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
