@@ -30,10 +30,7 @@ let agent: Scheduler | undefined;
 
 // From the left edge: focusing a control far right may have scrolled the page sideways.
 const shot = async (name: string) => {
-  await page.evaluate(() => {
-    window.scrollTo(0, window.scrollY);
-    document.querySelector("main")?.scrollTo(0, 0);
-  });
+  await page.evaluate('window.scrollTo(0, window.scrollY); document.querySelector("main")?.scrollTo(0, 0)');
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 };
 
