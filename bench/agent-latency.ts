@@ -1,7 +1,8 @@
 // Benchmark: change-to-cloud latency of the agent (`nimbus agent`'s scheduler) against a real
 // Samba AD DC and a cloud directory over HTTP: an attribute is changed in AD (LDAP modify),
-// and the clock runs until the cloud directory holds the new value. Compared: the RootDSE
-// highestCommittedUSN probe at several sync.changePoll periods (what the agent does), and a
+// and the clock runs until the cloud directory holds the new value. Compared: AD change
+// notification (what the agent does by default), the RootDSE highestCommittedUSN probe at
+// several sync.changePoll periods (its fallback), and a
 // plain short-interval DirSync poll (a delta cycle every 500 ms, no probe). Also the idle cost
 // of each: this process's CPU (agent + cloud) and the run reports it writes, over 10 s with
 // no change. Prints figures and appends them to bench/results/agent-latency.jsonl; never
@@ -56,10 +57,11 @@ try {
   await ldap.bind(dc.bindDN, dc.password);
 
   const modes = [
-    { name: 'usn-probe-250ms', sync: { interval: '1h', changePoll: '250ms' } },
-    { name: 'usn-probe-500ms', sync: { interval: '1h', changePoll: '500ms' } },
-    { name: 'usn-probe-1s', sync: { interval: '1h', changePoll: '1s' } },
-    { name: 'dirsync-poll-500ms', sync: { interval: '500ms', changePoll: '0s' } },
+    { name: 'change-notification', sync: { interval: '1h', changePoll: '1s', changeNotification: true } },
+    { name: 'usn-probe-250ms', sync: { interval: '1h', changePoll: '250ms', changeNotification: false } },
+    { name: 'usn-probe-500ms', sync: { interval: '1h', changePoll: '500ms', changeNotification: false } },
+    { name: 'usn-probe-1s', sync: { interval: '1h', changePoll: '1s', changeNotification: false } },
+    { name: 'dirsync-poll-500ms', sync: { interval: '500ms', changePoll: '0s', changeNotification: false } },
   ];
   const figures: Record<string, unknown> = { users, changes };
   for (const mode of modes) {

@@ -76,6 +76,8 @@ export const runSchema = z
     runRetention: duration.default(DEFAULT_RUN_RETENTION_MS),
     /** How often `nimbus agent` asks the source whether anything changed (AD: highestCommittedUSN; LDIF: the file); 0s: only every interval. Default 1s. */
     changePoll: duration.default(1000),
+    /** nimbus agent, AD: let the DC report changes (change notification) instead of polling its USN. Default true. */
+    changeNotification: z.boolean().default(true),
     /** How often `nimbus agent` asks the cloud for "sync now" / "allow deletes" requests. Default 2s. */
     cloudPoll: duration.default(2000),
     /** Where `nimbus agent` serves Prometheus /metrics (`host:port`), or `off`. Default 127.0.0.1:9464. */
@@ -99,7 +101,7 @@ export const configSchema = z
   .object({
     source: sourceSchema,
     target: targetSchema,
-    sync: runSchema.default({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: '.nimbus-agent', runRetention: DEFAULT_RUN_RETENTION_MS, changePoll: 1000, cloudPoll: 2000, metrics: '127.0.0.1:9464' }),
+    sync: runSchema.default({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: '.nimbus-agent', runRetention: DEFAULT_RUN_RETENTION_MS, changePoll: 1000, changeNotification: true, cloudPoll: 2000, metrics: '127.0.0.1:9464' }),
     mapping: mappingSchema.default({ user: {}, group: {} }),
   })
   .strict()
@@ -154,6 +156,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; kind: 'string'
   { env: 'NIMBUS_SYNC_DATA_DIR', path: 'sync.dataDir', kind: 'string', doc: 'agent data folder' },
   { env: 'NIMBUS_SYNC_RUN_RETENTION', path: 'sync.runRetention', kind: 'string', doc: 'how long run history is kept, e.g. 7d' },
   { env: 'NIMBUS_SYNC_CHANGE_POLL', path: 'sync.changePoll', kind: 'string', doc: 'nimbus agent: how often to check the source for changes, e.g. 1s (0s: off)' },
+  { env: 'NIMBUS_SYNC_CHANGE_NOTIFICATION', path: 'sync.changeNotification', kind: 'boolean', doc: 'nimbus agent, AD: DC change notification (true) or USN polling only (false)' },
   { env: 'NIMBUS_SYNC_CLOUD_POLL', path: 'sync.cloudPoll', kind: 'string', doc: 'nimbus agent: how often to check the cloud for sync-now / allow-deletes requests, e.g. 2s' },
   { env: 'NIMBUS_SYNC_METRICS', path: 'sync.metrics', kind: 'string', doc: 'nimbus agent: Prometheus /metrics listen address host:port, or off' },
   { env: 'NIMBUS_MAPPING', path: 'mapping', kind: 'json', doc: 'attribute flow overrides as JSON, {"user":{...},"group":{...}}' },

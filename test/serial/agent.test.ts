@@ -13,6 +13,8 @@ import { stringify } from 'yaml';
 import { ManualClock } from '../../src/shared/clock.ts';
 import { cliActor } from '../../src/cloud/services/context.ts';
 import { createSyncControlService } from '../../src/cloud/sync/sync-control.ts';
+import { loadSyncConfig } from '../../src/sync/config.ts';
+import { createChangeProbe } from '../../src/sync/scheduler/change-probe.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
 import { useSamba } from '../helpers/samba.ts';
 import { tempDir } from '../sync/helpers.ts';
@@ -98,6 +100,36 @@ function writeSecrets(dir: string) {
     writeFileSync(join(dir, 'ad.pw'), `${ad().password}\n`, { mode: 0o600 });
   })();
 }
+
+describe('the change probe against Samba AD', () => {
+  it('hears of a write through change notification at once, and polls the USN when notification is off', async () => {
+    const dir = tempDir('nimbus-probe-ad-');
+    await writeSecrets(dir);
+    const file = writeAgentConfig(dir);
+    const probe = createChangeProbe(loadSyncConfig({ file, env: {} }));
+    const usn = createChangeProbe(loadSyncConfig({ file, env: { NIMBUS_SYNC_CHANGE_NOTIFICATION: 'false' } }));
+    const c = new Client({ url: ad().url });
+    await c.bind(ad().bindDN, ad().password);
+    try {
+      let heard = 0;
+      probe.onChange?.(() => heard++);
+      const before = await probe.token();
+      expect(probe.kind).toBe('ad-notification');
+      const usnBefore = await usn.token();
+      expect(usn.kind).toBe('ad-usn');
+      const dn = (await c.search(ad().baseDN, { scope: 'sub', filter: '(&(objectClass=user)(title=*))', attributes: ['dn'], sizeLimit: 1 })).searchEntries[0]!.dn;
+      await c.modify(dn, [new Change({ operation: 'replace', modification: new Attribute({ type: 'title', values: [`Probe ${Date.now()}`] }) })]);
+      // The DC's own report, not a poll: the listener runs without token() being asked.
+      await waitFor('the change notification', () => heard > 0, 10_000);
+      expect(await probe.token()).not.toBe(before);
+      expect(await usn.token()).not.toBe(usnBefore);
+    } finally {
+      await c.unbind();
+      await probe.close();
+      await usn.close();
+    }
+  });
+});
 
 describe('nimbus agent against Samba AD', () => {
   let dirA: string;

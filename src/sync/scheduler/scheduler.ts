@@ -171,6 +171,12 @@ export function startScheduler(o: SchedulerOptions): Scheduler {
     let control = await openControl(config);
     let agent: SyncAgent | undefined;
     let probe: ChangeProbe = createChangeProbe(config);
+    // A change the source reports itself (AD change notification) is looked at now, not at the next poll.
+    const listen = (p: ChangeProbe) =>
+      p.onChange?.(() => {
+        nextProbe = 0;
+        wake?.();
+      });
     const watcher = watchConfig(config.file, o.reload, config);
     let forceFull = false;
     let fullTrigger: CycleTrigger | undefined;
@@ -181,6 +187,7 @@ export function startScheduler(o: SchedulerOptions): Scheduler {
     let nextCloudPoll = 0;
     let nextRenew = 0;
     let pending: SyncRequest[] = [];
+    listen(probe);
     const tickMs = () => Math.max(50, Math.min(1000, config.sync.changePoll > 0 ? config.sync.changePoll : 1000, config.sync.cloudPoll, renewMs));
 
     const reopen = async (next: SyncConfig, fields: string[], scope: boolean) => {
@@ -198,6 +205,7 @@ export function startScheduler(o: SchedulerOptions): Scheduler {
       config = next;
       if (targetChanged) control = await openControl(config);
       probe = createChangeProbe(config);
+      listen(probe);
       lastToken = undefined;
       if (scope) {
         forceFull = true;
