@@ -3,7 +3,7 @@
 // the base changes. ldapts resolves a search only when it ends, so this speaks LDAP itself on
 // its own connection, with ldapts's message classes and parser: bind, one search, then each
 // SearchResultEntry is a "something changed" signal (the delta that follows reads what).
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { BindRequest, BindResponse, Control, FilterParser, MessageParser, SearchEntry, SearchRequest, SearchResponse, UnbindRequest } from 'ldapts';
@@ -32,7 +32,7 @@ export function watchChanges(o: NotificationOptions): Promise<NotificationWatch>
   const u = new URL(o.url);
   const secure = u.protocol === 'ldaps:';
   const port = Number(u.port || (secure ? 636 : 389));
-  const socket: Socket = secure ? tlsConnect({ host: u.hostname, port, servername: u.hostname, ...(o.caFile ? { ca: readFileSync(o.caFile, 'utf8') } : {}) }) : netConnect({ host: u.hostname, port });
+  const socket: Socket = secure ? tlsConnect({ host: u.hostname, port, ...(isIP(u.hostname) ? {} : { servername: u.hostname }), ...(o.caFile ? { ca: readFileSync(o.caFile, 'utf8') } : {}) }) : netConnect({ host: u.hostname, port });
   const parser = new MessageParser();
   const details = new Map<string, { message: SearchRequest | BindRequest }>();
   let ended = false;
