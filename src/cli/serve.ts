@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { generate } from 'selfsigned';
-import { buildServer } from '../cloud/server.ts';
+import { buildServer } from '../server.ts';
 import { cliActor } from '../cloud/services/context.ts';
 import type { Services } from '../cloud/services/index.ts';
 import { openServices } from '../cloud/services/index.ts';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer } from '../../src/cloud/server.ts';
+import { buildServer } from '../../src/server.ts';
 import { cliActor } from '../../src/cloud/services/context.ts';
 import { openServices, type Services } from '../../src/cloud/services/index.ts';
 import { startDemo, type Demo } from '../../src/demo/embedded.ts';

@@ -8,7 +8,7 @@ import { generate } from 'selfsigned';
 import { ManualClock, type Clock } from '../../src/shared/clock.ts';
 import type { DirectoryConfig } from '../../src/cloud/config.ts';
 import type { TxtLookup } from '../../src/cloud/dns.ts';
-import { buildServer } from '../../src/cloud/server.ts';
+import { buildServer } from '../../src/server.ts';
 import { cliActor, type AppRole } from '../../src/cloud/services/context.ts';
 import { openServices, type Services } from '../../src/cloud/services/index.ts';
 import type { TenantTable } from '../../src/cloud/store/schema.ts';

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { buildServer } from '../../src/cloud/server.ts';
+import { buildServer } from '../../src/server.ts';
 import { openServices, type Services } from '../../src/cloud/services/index.ts';
 import { PortalClient } from './helpers.ts';
 

@@ -1,17 +1,18 @@
-// The cloud directory's HTTP server: Graph API under /v1.0, OAuth2 endpoints, /healthz.
-// Routes are thin; everything goes through the services built in services/index.ts.
+// The HTTP server: the cloud directory's Graph API under /v1.0, OAuth2 endpoints and the sync
+// endpoints (cloud/), the admin portal (portal/), /healthz. It stands above both, so neither
+// imports the other. Routes are thin; everything goes through cloud/services/index.ts.
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { NimbusError, unauthenticated } from '../shared/errors.ts';
-import { authRoutes } from './auth/routes.ts';
-import { graphErrorHandler, sendGraphError } from './graph/errors.ts';
-import { batchRoutes } from './graph/routes/batch.ts';
-import { directoryRoutes } from './graph/routes/directory.ts';
-import { groupRoutes } from './graph/routes/groups.ts';
-import { userRoutes } from './graph/routes/users.ts';
-import { syncRoutes } from './sync/sync-routes.ts';
-import { registerPortal, type PortalOptions } from '../portal/routes.ts';
-import type { Services } from './services/index.ts';
-import type { AppRole } from './services/context.ts';
+import { NimbusError, unauthenticated } from './shared/errors.ts';
+import { authRoutes } from './cloud/auth/routes.ts';
+import { graphErrorHandler, sendGraphError } from './cloud/graph/errors.ts';
+import { batchRoutes } from './cloud/graph/routes/batch.ts';
+import { directoryRoutes } from './cloud/graph/routes/directory.ts';
+import { groupRoutes } from './cloud/graph/routes/groups.ts';
+import { userRoutes } from './cloud/graph/routes/users.ts';
+import { syncRoutes } from './cloud/sync/sync-routes.ts';
+import { registerPortal, type PortalOptions } from './portal/routes.ts';
+import type { Services } from './cloud/services/index.ts';
+import type { AppRole } from './cloud/services/context.ts';
 
 export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
