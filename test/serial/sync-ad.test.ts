@@ -21,6 +21,7 @@ import type { DeltaChange, ImportItem, SourceConnector } from '../../src/sync/co
 import { createAdConnector } from '../../src/sync/connectors/ad/ad-connector.ts';
 import { DEFAULT_AD_ATTRIBUTES } from '../../src/sync/connectors/ad/ad-connector-config.ts';
 import { WATERMARK_KEY } from '../../src/sync/engine/run.ts';
+import { openConnectorSpace } from '../../src/sync/engine/space.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
 import { useSamba } from '../helpers/samba.ts';
 import { tempDir } from '../sync/helpers.ts';
@@ -212,13 +213,27 @@ describe('AD connector: full sync from Samba AD', () => {
     }
   });
 
-  it('a delta with no change in the directory exports nothing', async () => {
+  it('a delta with no change in the directory exports nothing, and asks the DC only for its write mark', async () => {
     const before = await changeSeq();
+    const watermark = async () => {
+      const space = await openConnectorSpace(config.sync.dataDir);
+      try {
+        return JSON.parse(JSON.parse(space.getMeta(WATERMARK_KEY)!).watermark) as { m: string; cookie: string; hcu?: string };
+      } finally {
+        await space.close();
+      }
+    };
+    const w0 = await watermark();
     const r = await run(config);
     expect(r.kind).toBe('delta');
     expect(r.status).toBe('success');
-    expect(r.counts).toMatchObject({ adds: 0, updates: 0, deletes: 0, batches: 0, errors: 0 });
+    expect(r.counts).toMatchObject({ read: 0, adds: 0, updates: 0, deletes: 0, batches: 0, errors: 0 });
     expect(await changeSeq()).toBe(before);
+    // The DC's write mark (which DC, highestCommittedUSN) had not moved: the cookie is kept as it was.
+    const w1 = await watermark();
+    expect(w1.m).toBe('dirsync');
+    expect(w1.hcu).toMatch(/^CN=NTDS Settings,.*#\d+$/);
+    expect(w1).toEqual(w0);
   });
 });
 

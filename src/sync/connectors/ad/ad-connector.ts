@@ -13,7 +13,13 @@ import { AD_BINARY_ATTRIBUTES, AD_CONTAINER_FILTER, AD_DELTA_FILTER, AD_OBJECT_F
 import { DIRSYNC_FLAGS, DirSyncControl, ShowDeletedControl } from './dirsync-control.ts';
 
 /** What the connector space stores between runs (opaque to the engine). */
-type Watermark = { m: 'dirsync'; cookie: string } | { m: 'usn'; usn: string };
+/**
+ * Where the next delta starts. DirSync: the cookie, and the DC's write mark (which DC, and its
+ * highestCommittedUSN) read just before it was asked for (`hcu`): while the mark has not moved,
+ * nothing was written on the DC, so a delta answers "no changes" from one RootDSE read instead
+ * of a DirSync search.
+ */
+type Watermark = { m: 'dirsync'; cookie: string; hcu?: string } | { m: 'usn'; usn: string };
 
 const RANGE = /^(.+);range=(\d+)-(\d+|\*)$/i;
 /** A filter no object matches: a DirSync search with it only returns a fresh cookie. */
@@ -106,6 +112,19 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
   };
 
   /**
+   * This DC's write position: its NTDS Settings DN (dsServiceName: which DC, should a name
+   * lead to another) and highestCommittedUSN. The same mark twice means nothing was written.
+   */
+  const writeMark = async (c: LdapConnection): Promise<string | undefined> => {
+    const r = await c.client.search('', { scope: 'base', filter: '(objectClass=*)', attributes: ['dsServiceName', 'highestCommittedUSN'] });
+    const e = r.searchEntries[0];
+    const one = (v: unknown) => (Array.isArray(v) ? v[0] : v) as string | Buffer | undefined;
+    const dc = one(e?.dsServiceName);
+    const usn = one(e?.highestCommittedUSN);
+    return dc === undefined || usn === undefined ? undefined : `${dc.toString()}#${usn.toString()}`;
+  };
+
+  /**
    * An ldapts entry as the engine's SourceEntry. ldapts fills requested attributes the server
    * did not return with []; `keepEmpty` keeps returned-but-empty ones (a delta's cleared
    * attribute), which only works when the request named `*` rather than each attribute.
@@ -129,9 +148,10 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
     if (method !== 'usn') {
       const ctl = new DirSyncControl({ flags: DIRSYNC_FLAGS.ANCESTORS_FIRST_ORDER });
       try {
+        const hcu = await writeMark(c);
         // A filter nothing matches: the server walks its changes but returns only the cookie.
         await c.client.search(nc, { scope: 'sub', filter: MATCH_NOTHING, attributes: ['objectGUID'] }, ctl);
-        return { m: 'dirsync', cookie: ctl.cookie.toString('base64') };
+        return { m: 'dirsync', cookie: ctl.cookie.toString('base64'), ...(hcu !== undefined ? { hcu } : {}) };
       } catch (err) {
         if (method === 'dirsync' || !dirSyncRefused(err)) throw toSyncError(err, `DirSync on ${nc} failed`);
       }
@@ -139,7 +159,14 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
     return { m: 'usn', usn: await highestUsn(c) };
   };
 
-  async function* dirSyncChanges(c: LdapConnection, nc: string, cookie: Buffer, done: (w: Watermark) => void, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
+  async function* dirSyncChanges(c: LdapConnection, nc: string, cookie: Buffer, since: string | undefined, done: (w: Watermark) => void, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
+    // Read before the search: a write after this read is in the cookie, and moves the number.
+    const hcu = await writeMark(c).catch(() => undefined);
+    if (hcu !== undefined && hcu === since) {
+      // Nothing written on this DC since the last cookie was taken: no search needed.
+      done({ m: 'dirsync', cookie: cookie.toString('base64'), hcu });
+      return;
+    }
     for (;;) {
       const ctl = new DirSyncControl({ flags: DIRSYNC_FLAGS.ANCESTORS_FIRST_ORDER, cookie });
       let entries: Entry[];
@@ -161,7 +188,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
       // MoreResults: the server stopped at maxBytes; ask again with the new cookie.
       if (!ctl.moreResults) break;
     }
-    done({ m: 'dirsync', cookie: cookie.toString('base64') });
+    done({ m: 'dirsync', cookie: cookie.toString('base64'), ...(hcu !== undefined ? { hcu } : {}) });
   }
 
   /** Whether `dn` is an OU or container (not a user, group or contact). */
@@ -276,7 +303,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
           const nc = await namingContext(c);
           if (wm.m === 'dirsync') {
             try {
-              yield* dirSyncChanges(c, nc, Buffer.from(wm.cookie, 'base64'), done, signal);
+              yield* dirSyncChanges(c, nc, Buffer.from(wm.cookie, 'base64'), wm.hcu, done, signal);
               return;
             } catch (err) {
               // Rights taken away since the last run: fall back, from the USN of now is unsafe
