@@ -10,6 +10,7 @@ import { isSync, type Actor, type Deps } from '../services/context.ts';
 import { addressClaims, nextSeq, type AddressClaim, type AddressConflict } from '../services/objects.ts';
 import { likeEscape } from '../services/query.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
+import { insertRow, insertRows, updateObject } from '../store/compiled.ts';
 import { BatchCache } from './batch-cache.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 import { createSyncRunService } from './sync-runs.ts';
@@ -125,12 +126,7 @@ export function createSyncService(deps: Deps) {
     const add = [...want].filter((a) => !held.has(a));
     for (const a of drop) ctx.released.add(a);
     if (drop.length) await trx.deleteFrom('addresses').where('tenant_id', '=', T).where('object_id', '=', id).where('address', 'in', drop).execute();
-    if (add.length)
-      await trx
-        .insertInto('addresses')
-        .values(add.map((address) => ({ tenant_id: T, address, object_id: id })))
-        .onConflict((oc) => oc.columns(['tenant_id', 'address']).doNothing())
-        .execute();
+    await insertRows(trx, 'addresses', add.map((address) => ({ tenant_id: T, address, object_id: id })), { ignoreConflicts: true });
     ctx.batch.cache.wrote(type, anchor, id, [...want], live, existed, upn);
   }
 
@@ -138,11 +134,7 @@ export function createSyncService(deps: Deps) {
   async function deferReferences(trx: Db, ctx: Ctx, sourceId: string, kind: 'manager' | 'member', anchors: readonly string[]): Promise<void> {
     for (let i = 0; i < anchors.length; i += 200) {
       const chunk = anchors.slice(i, i + 200);
-      await trx
-        .insertInto('sync_pending_refs')
-        .values(chunk.map((target_anchor) => ({ tenant_id: ctx.t.id, target_anchor, source_id: sourceId, kind })))
-        .onConflict((oc) => oc.doNothing())
-        .execute();
+      await insertRows(trx, 'sync_pending_refs', chunk.map((target_anchor) => ({ tenant_id: ctx.t.id, target_anchor, source_id: sourceId, kind })), { ignoreConflicts: true });
     }
   }
 
@@ -177,7 +169,7 @@ export function createSyncService(deps: Deps) {
           const u = await trx.selectFrom('users').select(['id', 'sync_desired', 'manager_id', 'deleted_at']).where('tenant_id', '=', T).where('id', '=', w.source_id).executeTakeFirst();
           const wants = u?.sync_desired ? (JSON.parse(u.sync_desired) as SyncUserAttributes).manager : undefined;
           if (u && u.deleted_at === null && wants === w.target_anchor && target.type === 'user' && u.manager_id !== target.id)
-            await trx.updateTable('users').set({ manager_id: target.id, seq: ctx.nextSeq(), on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', u.id).execute();
+            await updateObject(trx, 'users', T, u.id, { manager_id: target.id, seq: ctx.nextSeq(), on_prem_last_sync_at: now });
         } else if (target.id !== w.source_id) {
           const list = members.get(w.source_id) ?? [];
           list.push([target.id, target.type]);
@@ -302,15 +294,12 @@ export function createSyncService(deps: Deps) {
       if (!changed) return result;
       await writeAddresses(trx, ctx, 'user', anchorValue, id, true, claims, true, fields.upn);
       const seq = ctx.nextSeq();
-      await trx.updateTable('users').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
+      await updateObject(trx, 'users', T, id, { ...fields, seq, on_prem_last_sync_at: now });
       return { ...result, status: row.deleted_at ? 'restored' : 'updated' };
     }
     await writeAddresses(trx, ctx, 'user', anchorValue, id, false, claims, true, fields.upn);
     const seq = ctx.nextSeq();
-    await trx
-      .insertInto('users')
-      .values({ ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now })
-      .execute();
+    await insertRow(trx, 'users', { ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now });
     return { ...result, status: 'created' };
   }
 
@@ -372,13 +361,13 @@ export function createSyncService(deps: Deps) {
       if (Object.entries(fields).some(([k, v]) => before[k] !== v)) {
         await writeAddresses(trx, ctx, 'group', anchorValue, id, true, claims, true);
         const seq = ctx.nextSeq();
-        await trx.updateTable('groups').set({ ...fields, seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
+        await updateObject(trx, 'groups', T, id, { ...fields, seq, on_prem_last_sync_at: now });
         status = row.deleted_at ? 'restored' : 'updated';
       }
     } else {
       await writeAddresses(trx, ctx, 'group', anchorValue, id, false, claims, true);
       const seq = ctx.nextSeq();
-      await trx.insertInto('groups').values({ ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now }).execute();
+      await insertRow(trx, 'groups', { ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now });
       status = 'created';
     }
     const unresolved: string[] = [];
