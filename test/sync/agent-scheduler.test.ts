@@ -168,9 +168,11 @@ describe('nimbus agent: triggers and requests', () => {
     expect((await control(h).createRequest(cliActor(h.t.tenant.id), { kind: 'sync-now' })).request.id).toBe(request.id);
     const done = await waitFor('the request to be done', async () => (await control(h).requests(cliActor(h.t.tenant.id), { status: 'done' })).find((r) => r.id === request.id));
     expect(done).toMatchObject({ kind: 'sync-now', result: 'success', claimedBy: a.scheduler.holder });
-    const c = a.cycles.slice(before).find((x) => x.trigger === 'request');
-    expect(c?.requests.map((r) => r.id)).toEqual([request.id]);
-    expect(c?.allowDeletes).toBe(false);
+    // The cloud hears "done" just before the scheduler hands the cycle to onCycle: wait for it.
+    const c = await waitFor('the cycle that claimed the request', () => a.cycles.slice(before).find((x) => x.requests.some((r) => r.id === request.id)));
+    expect(c.trigger).toBe('request');
+    expect(c.requests.map((r) => r.id)).toEqual([request.id]);
+    expect(c.allowDeletes).toBe(false);
   });
 
   it('a run stopped by the deletion threshold deletes after an "allow deletes" request, for that one run only', async () => {
