@@ -7,6 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { sql } from 'kysely';
 import { asciiLower } from '../shared/upn.ts';
 import type { Actor, Deps } from '../cloud/services/context.ts';
+import { recordAudit } from '../cloud/services/audit.ts';
 import { GLOBAL_ADMIN } from '../cloud/services/directory.ts';
 import { hashPassword, verifyPassword } from '../cloud/services/passwords.ts';
 import type { PortalSessionTable } from '../cloud/store/schema.ts';
@@ -157,8 +158,21 @@ export function createPortalAuth(deps: Deps, opts: Partial<PortalAuthOptions> = 
         if (op) found = { kind: 'operator', id: op.name, name: op.name, tenantId: null, hash: op.password_hash };
       }
       const good = await verifyPassword(password, found?.hash ?? (await dummyHash()));
+      // A tenant administrator's sign-ins, good and bad, go to the tenant's audit log (operators' to the server log).
+      const audit = (result: 'success' | 'failure', activity: string, reason?: string) =>
+        found?.kind === 'admin' && found.tenantId
+          ? recordAudit(db, { clock }, { tenantId: found.tenantId, kind: 'user', id: found.id, name: found.name, role: 'admin' }, {
+              category: 'Authentication',
+              activity,
+              operationType: 'Other',
+              result,
+              ...(reason ? { reason } : {}),
+              targets: [{ id: found.id, displayName: found.name, type: 'User', userPrincipalName: found.name }],
+            })
+          : Promise.resolve();
       if (!found || !good) {
         const f = await recordFailure(key);
+        await audit('failure', 'Sign in to the admin portal', f.locked ? `wrong password; ${o.lockoutThreshold} failures: sign-in locked until ${f.until}` : 'wrong password');
         if (f.locked) return { ok: false, locked: true, message: lockedMessage(rawName.trim(), f.until!) };
         return {
           ok: false,
@@ -181,6 +195,7 @@ export function createPortalAuth(deps: Deps, opts: Partial<PortalAuthOptions> = 
         expires_at: new Date(now.getTime() + o.maxHours * 60 * MINUTE_MS).toISOString(),
       };
       await db.insertInto('portal_sessions').values(row).execute();
+      await audit('success', 'Sign in to the admin portal');
       return { ok: true, token, principal: toPrincipal(row) };
     },
 

@@ -274,6 +274,21 @@ describe('lockout after repeated failed sign-ins', () => {
     clock.advance(16 * 60_000);
     const later = await c.signIn(victim.upn, ADMIN_PASSWORD);
     expect(later.status).toBe(303);
+    // The tenant's audit log holds the administrator's sign-ins: five failures (the last one
+    // locking the name), then the success after the lock.
+    const entries = await cloud.svc.db
+      .selectFrom('audit_logs')
+      .select(['category', 'activity', 'result', 'result_reason', 'target_resources'])
+      .where('tenant_id', '=', tenantA)
+      .where('category', '=', 'Authentication')
+      .orderBy('at')
+      .execute();
+    const mine = entries.filter((e) => e.target_resources.includes(victim.upn));
+    expect(mine.map((e) => e.result)).toEqual(['failure', 'failure', 'failure', 'failure', 'failure', 'success']);
+    expect(mine[4]!.result_reason).toMatch(/sign-in locked until/);
+    expect(mine.every((e) => e.activity === 'Sign in to the admin portal')).toBe(true);
+    const other = await cloud.svc.db.selectFrom('audit_logs').select('target_resources').where('tenant_id', '=', tenantB).where('category', '=', 'Authentication').execute();
+    expect(other.some((e) => e.target_resources.includes(victim.upn))).toBe(false);
   });
 
   it('counts failures for names that do not exist too, with the same message', async () => {

@@ -14,9 +14,9 @@ export interface AuditTarget {
 }
 
 export interface AuditEntry {
-  category: 'DirectoryManagement' | 'UserManagement' | 'GroupManagement' | 'ApplicationManagement' | 'RoleManagement';
+  category: 'DirectoryManagement' | 'UserManagement' | 'GroupManagement' | 'ApplicationManagement' | 'RoleManagement' | 'Authentication';
   activity: string;
-  operationType: 'Add' | 'Update' | 'Delete' | 'Restore' | 'Assign' | 'Unassign' | 'Verify';
+  operationType: 'Add' | 'Update' | 'Delete' | 'Restore' | 'Assign' | 'Unassign' | 'Verify' | 'Other';
   result: 'success' | 'failure';
   reason?: string;
   targets: AuditTarget[];
