@@ -58,17 +58,16 @@ export async function findConflicts(db: Db, tenantId: string, objectId: string, 
     .where('object_id', '!=', objectId)
     .execute();
   const out: AddressConflict[] = [];
-  for (const h of held) {
-    const claim = claims.find((c) => c.address === h.address)!;
-    const u = await db.selectFrom('users').select(['display_name', 'upn']).where('tenant_id', '=', tenantId).where('id', '=', h.object_id).executeTakeFirst();
-    if (u) {
-      out.push({ claim, otherId: h.object_id, otherType: 'user', otherName: u.upn });
-      continue;
-    }
-    const g = await db.selectFrom('groups').select(['display_name']).where('tenant_id', '=', tenantId).where('id', '=', h.object_id).executeTakeFirst();
-    out.push({ claim, otherId: h.object_id, otherType: 'group', otherName: g?.display_name ?? null });
-  }
+  for (const h of held) out.push(await conflictWith(db, tenantId, claims.find((c) => c.address === h.address)!, h.object_id));
   return out;
+}
+
+/** The conflict over `claim` with the object `otherId` that holds it, named for messages (a user by UPN). */
+export async function conflictWith(db: Db, tenantId: string, claim: AddressClaim, otherId: string): Promise<AddressConflict> {
+  const u = await db.selectFrom('users').select(['upn']).where('tenant_id', '=', tenantId).where('id', '=', otherId).executeTakeFirst();
+  if (u) return { claim, otherId, otherType: 'user', otherName: u.upn };
+  const g = await db.selectFrom('groups').select(['display_name']).where('tenant_id', '=', tenantId).where('id', '=', otherId).executeTakeFirst();
+  return { claim, otherId, otherType: 'group', otherName: g?.display_name ?? null };
 }
 
 export function conflictError(c: AddressConflict): NimbusError {

@@ -21,6 +21,25 @@ function chunks<T>(xs: readonly T[]): T[][] {
   return out;
 }
 
+/** Live users and groups with these source anchors, in one query per chunk and type. */
+async function liveByAnchor(db: Db, tenantId: string, anchors: readonly string[]): Promise<Map<string, ObjectRef>> {
+  const out = new Map<string, ObjectRef>();
+  for (const chunk of chunks(anchors)) {
+    for (const type of ['user', 'group'] as const) {
+      // deleted_at is checked here, not in SQL: with it in the WHERE clause SQLite's planner
+      // picks the (tenant_id, deleted_at) index and scans every live object.
+      const rows = await db
+        .selectFrom(type === 'user' ? 'users' : 'groups')
+        .select(['id', 'immutable_id', 'deleted_at'])
+        .where('tenant_id', '=', tenantId)
+        .where('immutable_id', 'in', chunk)
+        .execute();
+      for (const r of rows) if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
+    }
+  }
+  return out;
+}
+
 export class BatchCache {
   /** Rows by source anchor (deleted ones too); null = no such row. */
   private readonly users = new Map<string, UserTable | null>();
@@ -73,20 +92,8 @@ export class BatchCache {
       if (own !== undefined) c.refs.set(a, own && own.deleted_at === null ? { id: own.id, type: c.users.get(a) ? 'user' : 'group' } : null);
       else unknown.push(a);
     }
-    for (const chunk of chunks(unknown)) {
-      for (const type of ['user', 'group'] as const) {
-        // deleted_at is checked here, not in SQL: with it in the WHERE clause SQLite's planner
-        // picks the (tenant_id, deleted_at) index and scans every live object.
-        const rows = await db
-          .selectFrom(type === 'user' ? 'users' : 'groups')
-          .select(['id', 'immutable_id', 'deleted_at'])
-          .where('tenant_id', '=', T)
-          .where('immutable_id', 'in', chunk)
-          .execute();
-        for (const r of rows) if (r.deleted_at === null) c.refs.set(r.immutable_id!, { id: r.id, type });
-      }
-    }
-    for (const a of unknown) if (!c.refs.has(a)) c.refs.set(a, null);
+    const found = await liveByAnchor(db, T, unknown);
+    for (const a of unknown) c.refs.set(a, found.get(a) ?? null);
     // Addresses the batch claims, and what its existing objects hold now.
     const existing = [...c.users.values(), ...c.groups.values()].filter((r) => r !== null).map((r) => r.id);
     for (const chunk of chunks(existing)) {
@@ -129,24 +136,15 @@ export class BatchCache {
 
   /** Live users and groups by source anchor. */
   async resolve(anchors: readonly string[]): Promise<Map<string, ObjectRef>> {
-    const out = new Map<string, ObjectRef>();
     const missing: string[] = [];
+    const cached = new Map<string, ObjectRef>();
     for (const a of anchors) {
       const hit = this.valid ? this.refs.get(a) : undefined;
       if (hit === undefined) missing.push(a);
-      else if (hit) out.set(a, hit);
+      else if (hit) cached.set(a, hit);
     }
-    for (const chunk of chunks(missing)) {
-      for (const type of ['user', 'group'] as const) {
-        const rows = await this.db
-          .selectFrom(type === 'user' ? 'users' : 'groups')
-          .select(['id', 'immutable_id', 'deleted_at'])
-          .where('tenant_id', '=', this.tenantId)
-          .where('immutable_id', 'in', chunk)
-          .execute();
-        for (const r of rows) if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
-      }
-    }
+    const out = await liveByAnchor(this.db, this.tenantId, missing);
+    for (const [a, ref] of cached) out.set(a, ref);
     return out;
   }
 

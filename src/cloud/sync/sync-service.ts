@@ -7,7 +7,7 @@ import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { recordAudit } from '../services/audit.ts';
 import { isSync, type Actor, type Deps } from '../services/context.ts';
-import { addressClaims, nextSeq, type AddressClaim, type AddressConflict } from '../services/objects.ts';
+import { addressClaims, conflictWith, nextSeq, type AddressClaim, type AddressConflict } from '../services/objects.ts';
 import { likeEscape } from '../services/query.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { insertRow, insertRows, updateObject } from '../store/compiled.ts';
@@ -53,13 +53,7 @@ export function createSyncService(deps: Deps) {
     const out: AddressConflict[] = [];
     for (const claim of claims) {
       const other = await ctx.batch.cache.holder(claim.address);
-      if (other === null || other === selfId) continue;
-      const u = await trx.selectFrom('users').select(['upn']).where('tenant_id', '=', ctx.t.id).where('id', '=', other).executeTakeFirst();
-      if (u) out.push({ claim, otherId: other, otherType: 'user', otherName: u.upn });
-      else {
-        const g = await trx.selectFrom('groups').select(['display_name']).where('tenant_id', '=', ctx.t.id).where('id', '=', other).executeTakeFirst();
-        out.push({ claim, otherId: other, otherType: 'group', otherName: g?.display_name ?? null });
-      }
+      if (other !== null && other !== selfId) out.push(await conflictWith(trx, ctx.t.id, claim, other));
     }
     return out;
   }

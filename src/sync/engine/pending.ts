@@ -5,7 +5,7 @@
 // so `nimbus sync pending` lists exactly what the next non-staging run exports.
 import type SQLite from 'better-sqlite3';
 import type { ObjectType } from './scope.ts';
-import type { ObjectRow } from './space.ts';
+import { PENDING_DELETES, PENDING_UPSERTS, type ObjectRow } from './space.ts';
 
 export type PendingAction = 'add' | 'update' | 'delete';
 
@@ -49,15 +49,12 @@ export interface PendingSummary extends PendingCounts {
   items: { action: PendingAction; type: ObjectType; anchor: string; dn: string; attributes: string[] }[];
 }
 
-// Keep these identical to exportAll's queries in run.ts (and the partial indexes of migration 0002).
-const UPSERTS = 'present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash';
-const DELETES = 'exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)';
 
 type Row = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'desired' | 'exported' | 'present'>;
 
 export function pendingCounts(db: SQLite.Database): PendingCounts {
-  const up = db.prepare(`SELECT count(*) AS n, count(exported_hash) AS updates FROM objects WHERE ${UPSERTS}`).get() as { n: number; updates: number };
-  const del = db.prepare(`SELECT count(*) AS n FROM objects WHERE ${DELETES}`).get() as { n: number };
+  const up = db.prepare(`SELECT count(*) AS n, count(exported_hash) AS updates FROM objects WHERE ${PENDING_UPSERTS}`).get() as { n: number; updates: number };
+  const del = db.prepare(`SELECT count(*) AS n FROM objects WHERE ${PENDING_DELETES}`).get() as { n: number };
   return { adds: up.n - up.updates, updates: up.updates, deletes: del.n };
 }
 
@@ -113,11 +110,11 @@ export function* pendingExports(db: SQLite.Database, filter: PendingFilter = {},
   const order = "ORDER BY type = 'group', dn, anchor";
   if (filter.action !== 'delete') {
     const which = filter.action === 'add' ? 'AND exported_hash IS NULL' : filter.action === 'update' ? 'AND exported_hash IS NOT NULL' : '';
-    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, desired, exported, present FROM objects WHERE ${UPSERTS} ${which} ${typeSql} ${order}`);
+    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, desired, exported, present FROM objects WHERE ${PENDING_UPSERTS} ${which} ${typeSql} ${order}`);
     for (const r of stmt.iterate(...args)) yield toPending(r, r.exported === null ? 'add' : 'update', withChanges);
   }
   if (filter.action === undefined || filter.action === 'delete') {
-    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, NULL AS desired, exported, present FROM objects WHERE ${DELETES} ${typeSql} ${order}`);
+    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, NULL AS desired, exported, present FROM objects WHERE ${PENDING_DELETES} ${typeSql} ${order}`);
     for (const r of stmt.iterate(...args)) yield toPending(r, 'delete', false);
   }
 }

@@ -12,7 +12,7 @@ import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
 import { first, normalizeDn, objectTypeOf, scopeOf, values, type ObjectType, type ScopeRules } from './scope.ts';
-import type { ConnectorSpace, ObjectRow } from './space.ts';
+import { PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
   space: ConnectorSpace;
@@ -264,7 +264,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     space.setMeta('rules', mapper.fingerprint);
 
     const withheld = 'Some source entries could not be read, so deletions were not computed in this run; fix them and run again.';
-    const deleteCount = (db.prepare('SELECT count(*) AS n FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)').get() as { n: number }).n;
+    const deleteCount = (db.prepare(`SELECT count(*) AS n FROM objects WHERE ${PENDING_DELETES}`).get() as { n: number }).n;
     const threshold = deleteCount > 0 ? deletionLimit(engine) : { limit: 0, text: '' };
 
     // ---- staging: everything is computed; the pending exports stay for `nimbus sync pending`.
@@ -284,7 +284,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     startPhase('export');
     if (deleteCount > threshold.limit && !opts.allowDeletes) {
       const pendingDeletes: PendingDelete[] = [];
-      for (const r of db.prepare('SELECT anchor, type, dn, present FROM objects WHERE exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0) ORDER BY dn').iterate() as IterableIterator<Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>)
+      for (const r of db.prepare(`SELECT anchor, type, dn, present FROM objects WHERE ${PENDING_DELETES} ORDER BY dn`).iterate() as IterableIterator<Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>)
         pendingDeletes.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
       counts.pendingDeletes = deleteCount;
       return finish('stopped-deletion-threshold-exceeded', {
@@ -698,16 +698,16 @@ async function exportAll(
   const size = Math.min(MAX_SYNC_BATCH, Math.max(1, engine.batchSize));
   type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'desired' | 'desired_hash'>;
   const pendingAll = db.prepare<[string, string, number], Pending>(
-    'SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash ORDER BY anchor LIMIT ?',
+    `SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND ${PENDING_UPSERTS} ORDER BY anchor LIMIT ?`,
   );
-  const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>('SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0) ORDER BY anchor LIMIT ?');
+  const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>(`SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND ${PENDING_DELETES} ORDER BY anchor LIMIT ?`);
   // `unresolved`: references the cloud holds back until their objects arrive there (it sets
   // them then, without a new export); cleared below once those objects are exported.
   const markExported = db.prepare('UPDATE objects SET exported = ?, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
   const markError = db.prepare('UPDATE objects SET error = ?, error_at = ?, provisioning_errors = ?, unresolved = NULL WHERE anchor = ?');
   const dropRow = db.prepare('DELETE FROM objects WHERE anchor = ?');
   const markUnexported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
-  const total = (db.prepare('SELECT count(*) AS n FROM objects WHERE (present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash) OR (exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0))').get() as { n: number }).n;
+  const total = (db.prepare(`SELECT count(*) AS n FROM objects WHERE (${PENDING_UPSERTS}) OR (${PENDING_DELETES})`).get() as { n: number }).n;
   let done = 0;
 
   const send = async (items: SyncItem[], record: (results: SyncResult[]) => void) => {

@@ -64,6 +64,15 @@ export interface ConnectorSpace {
 /** Per-object errors kept per run in the history. */
 export const RUN_ERRORS_KEPT = 100;
 
+/**
+ * The objects an export would send: upserts (computed values differ from the last confirmed
+ * ones) and deletes (exported, now gone or out of scope). One definition for the export, the
+ * threshold count and `nimbus sync pending`; written as migration 0002's partial indexes are,
+ * so SQLite uses them.
+ */
+export const PENDING_UPSERTS = 'present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash';
+export const PENDING_DELETES = 'exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)';
+
 /** A per-folder lock so two runs never work on one connector space at once; a dead holder's lock is taken over. */
 function lock(dir: string): () => void {
   const file = join(dir, 'sync.lock');
