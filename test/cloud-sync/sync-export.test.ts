@@ -1,5 +1,6 @@
 // The cloud side of sync through its HTTP endpoint with a sync-role token: matching,
 // UPN fallback, duplicate-attribute resiliency with self-healing errors, groups, deletes.
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliActor } from '../../src/cloud/services/context.ts';
 import { GLOBAL_ADMIN } from '../../src/cloud/services/directory.ts';
@@ -231,6 +232,30 @@ describe('exports', () => {
     const r = await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: a, attributes: { displayName: 'Kim group' } }]);
     expect(r.body.results[0]).toMatchObject({ status: 'error' });
     expect(r.body.results[0].provisioningErrors[0].category).toBe('ObjectTypeMismatch');
+  });
+
+  it('an object the database refuses mid-batch becomes its own error; the objects around it land, it leaves nothing behind', async () => {
+    // A real failure inside the store (a trigger), not a stub: the straight-through try of the
+    // batch is rolled back and the batch runs again object by object.
+    await sql`CREATE TRIGGER poison BEFORE INSERT ON users WHEN NEW.display_name = 'Poison Pill' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END`.execute(cloud.svc.db);
+    try {
+      const [a, p, b] = [anchor(), anchor(), anchor()];
+      const r = await exportObjects([
+        user(a, { userPrincipalName: 'before.poison@fabrikam.com', displayName: 'Before', mail: 'before.poison@fabrikam.com' }),
+        user(p, { userPrincipalName: 'poison@fabrikam.com', displayName: 'Poison Pill', mail: 'poison@fabrikam.com' }),
+        user(b, { userPrincipalName: 'after.poison@fabrikam.com', displayName: 'After' }),
+      ]);
+      expect(r.status).toBe(200);
+      expect(r.body.results.map((x: { status: string }) => x.status)).toEqual(['created', 'error', 'created']);
+      expect(r.body.results[1].message).toContain('poisoned row');
+      const T = t.tenant.id;
+      const rows = await cloud.svc.db.selectFrom('users').select(['immutable_id', 'upn']).where('tenant_id', '=', T).where('immutable_id', 'in', [a, p, b]).execute();
+      expect(rows.map((x) => x.immutable_id).sort()).toEqual([a, b].sort());
+      const held = await cloud.svc.db.selectFrom('addresses').select('address').where('tenant_id', '=', T).where('address', 'in', ['poison@fabrikam.com', 'before.poison@fabrikam.com']).execute();
+      expect(held.map((x) => x.address)).toEqual(['before.poison@fabrikam.com']);
+    } finally {
+      await sql`DROP TRIGGER poison`.execute(cloud.svc.db);
+    }
   });
 
   it('rejects malformed batches with a 400 naming the object and the field', async () => {

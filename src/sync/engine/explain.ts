@@ -6,7 +6,7 @@ import type SQLite from 'better-sqlite3';
 import { syncGroupAttributes, syncUserAttributes, type ProvisioningError } from '../../cloud/sync/sync-wire.ts';
 import type { Mapped, Mapper } from './mapping.ts';
 import { normalizeDn, type ScopeRules } from './scope.ts';
-import type { ObjectRow, RunRow } from './space.ts';
+import { EXPORTED_VALUES, type ObjectRow, type RunRow } from './space.ts';
 
 // ---------------------------------------------------------------- runs
 
@@ -303,7 +303,7 @@ async function flowsOf(db: SQLite.Database, r: ObjectRow, ctx: ExplainContext): 
 
 /** The object's path through the engine, from the connector space alone. */
 export async function explainObject(db: SQLite.Database, c: Candidate, ctx: ExplainContext): Promise<Explanation> {
-  const r = db.prepare<[string], ObjectRow>('SELECT * FROM objects WHERE anchor = ?').get(c.anchor)!;
+  const r = db.prepare<[string], ObjectRow>(`SELECT *, ${EXPORTED_VALUES} AS exported FROM objects WHERE anchor = ?`).get(c.anchor)!;
   const run = db.prepare<[number], { started_at: string }>('SELECT started_at FROM runs WHERE id = ?').get(r.seen_run);
   const desired = r.desired ? (JSON.parse(r.desired) as Record<string, unknown>) : null;
   const exported = r.exported ? (JSON.parse(r.exported) as Record<string, unknown>) : null;

@@ -327,8 +327,9 @@ async function importAll(
   let unreadable = 0;
   let seenInScope = 0;
   let inTx = 0;
-  // Commit every 1000 entries: bounded work lost on a crash, and SQLite stays fast.
-  const commitEvery = 1000;
+  // Commit every 5000 entries: bounded work lost on a crash, and few commits (each one writes
+  // the pages it dirtied, and new anchors land all over the primary key's pages).
+  const commitEvery = 5000;
   for await (const item of engine.connector.fullImport(opts.signal)) {
     counts.read++;
     if (inTx === 0) db.exec('BEGIN');
@@ -633,9 +634,17 @@ async function importDelta(
 
 async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n: number) => void, now: () => Date): Promise<void> {
   const db = engine.space.sqlite;
-  const dirty = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>('SELECT anchor, type, dn, imported FROM objects WHERE dirty = 1 LIMIT 500');
+  const dirty = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>('SELECT anchor, type, dn, imported FROM objects WHERE dirty = 1 LIMIT 2000');
   const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
-  const setDesired = db.prepare('UPDATE objects SET desired = ?, desired_hash = ?, dirty = 0, error = NULL, error_at = NULL WHERE anchor = ?');
+  // A group's members in one statement (a JSON array of DN keys in, anchors out in member
+  // order): one call per group instead of one per member, 100k for an all-users group.
+  const byDns = db.prepare(
+    'SELECT (SELECT o.anchor FROM objects o WHERE o.dn_key = j.value AND o.in_scope = 1 AND o.present = 1 LIMIT 1) AS anchor FROM json_each(?) j ORDER BY j.key',
+  ).pluck() as Statement<[string], string | null>;
+  // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
+  const setDesired = db.prepare(
+    'UPDATE objects SET exported = CASE WHEN exported IS NULL AND exported_hash IS NOT NULL AND desired_hash IS NOT @hash THEN desired ELSE exported END, desired = @desired, desired_hash = @hash, dirty = 0, error = NULL, error_at = NULL WHERE anchor = @anchor',
+  );
   const setError = db.prepare('UPDATE objects SET dirty = 0, error = ?, error_at = ? WHERE anchor = ?');
   const resolve = (dn: string) => byDn.get(normalizeDn(dn));
   let done = 0;
@@ -652,10 +661,9 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         else {
           // Members out of scope or unknown are left out, as AD Connect does.
           const anchors: string[] = [];
-          for (const dn of m.members ?? []) {
-            const x = resolve(dn);
-            if (x && x !== r.anchor) anchors.push(x);
-          }
+          const members = m.members ?? [];
+          const found = members.length > 8 ? byDns.all(JSON.stringify(members.map(normalizeDn))) : members.map(resolve);
+          for (const x of found) if (x && x !== r.anchor) anchors.push(x);
           a.members = anchors;
         }
         const parsed = (r.type === 'user' ? syncUserAttributes : syncGroupAttributes).safeParse(a);
@@ -673,7 +681,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     const at = now().toISOString();
     db.transaction(() => {
       for (const o of out) {
-        if (o.desired !== undefined) setDesired.run(o.desired, hash(o.desired), o.anchor);
+        if (o.desired !== undefined) setDesired.run({ desired: o.desired, hash: hash(o.desired), anchor: o.anchor });
         else setError.run(o.error!, at, o.anchor);
       }
     })();
@@ -696,14 +704,15 @@ async function exportAll(
 ): Promise<void> {
   const db = engine.space.sqlite;
   const size = Math.min(MAX_SYNC_BATCH, Math.max(1, engine.batchSize));
-  type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'desired' | 'desired_hash'>;
-  const pendingAll = db.prepare<[string, string, number], Pending>(
-    `SELECT anchor, type, dn, desired, desired_hash FROM objects WHERE type = ? AND anchor > ? AND ${PENDING_UPSERTS} ORDER BY anchor LIMIT ?`,
+  type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'dn_key' | 'desired' | 'desired_hash'>;
+  // In DN order (migration 0004 explains why), keyset-paged on (dn_key, anchor).
+  const pendingAll = db.prepare<[string, string, string, number], Pending>(
+    `SELECT anchor, type, dn, dn_key, desired, desired_hash FROM objects WHERE type = ? AND (dn_key, anchor) > (?, ?) AND ${PENDING_UPSERTS} ORDER BY dn_key, anchor LIMIT ?`,
   );
   const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>(`SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND ${PENDING_DELETES} ORDER BY anchor LIMIT ?`);
   // `unresolved`: references the cloud holds back until their objects arrive there (it sets
   // them then, without a new export); cleared below once those objects are exported.
-  const markExported = db.prepare('UPDATE objects SET exported = ?, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
+  const markExported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
   const markError = db.prepare('UPDATE objects SET error = ?, error_at = ?, provisioning_errors = ?, unresolved = NULL WHERE anchor = ?');
   const dropRow = db.prepare('DELETE FROM objects WHERE anchor = ?');
   const markUnexported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
@@ -725,9 +734,9 @@ async function exportAll(
     const stmt = pendingAll;
     // Users before groups: groups name users as members, users name users as managers.
     for (const type of ['user', 'group'] as const) {
-      let cursor = '';
+      let cursor = ['', ''] as [string, string];
       for (;;) {
-        const rows = stmt.all(type, cursor, size);
+        const rows = stmt.all(type, cursor[0], cursor[1], size);
         if (rows.length === 0) break;
         const batch: Pending[] = [];
         let bytes = 0;
@@ -736,7 +745,8 @@ async function exportAll(
           batch.push(r);
           bytes += r.desired!.length;
         }
-        cursor = batch[batch.length - 1]!.anchor;
+        const last = batch[batch.length - 1]!;
+        cursor = [last.dn_key, last.anchor];
         // desired was validated against the cloud's schema when it was computed.
         const items: SyncItem[] = batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributes: JSON.parse(r.desired!) as SyncUserAttributes & SyncGroupAttributes }));
         await send(items, (results) => {
@@ -754,7 +764,7 @@ async function exportAll(
             else counts.unchanged++;
             if (perr) counts.provisioningErrors++;
             const unresolved = res.unresolvedReferences?.length ? JSON.stringify(res.unresolvedReferences) : null;
-            markExported.run(r.desired, r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.anchor);
+            markExported.run(r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.anchor);
           });
         });
       }

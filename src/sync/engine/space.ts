@@ -23,6 +23,7 @@ export interface ObjectRow {
   dirty: number;
   desired: string | null;
   desired_hash: string | null;
+  /** NULL with exported_hash set: the desired values (EXPORTED_VALUES reads it). */
   exported: string | null;
   exported_hash: string | null;
   exported_at: string | null;
@@ -72,6 +73,14 @@ export const RUN_ERRORS_KEPT = 100;
  */
 export const PENDING_UPSERTS = 'present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash';
 export const PENDING_DELETES = 'exported_hash IS NOT NULL AND (present = 0 OR in_scope = 0)';
+
+/**
+ * The values the cloud last confirmed. An export records only their hash and leaves `exported`
+ * NULL, meaning "the desired values" (copying a kilobyte of JSON into every row made each row
+ * twice as large to rewrite); the sync step keeps the old desired values in `exported` before
+ * it replaces them with different ones.
+ */
+export const EXPORTED_VALUES = 'COALESCE(exported, CASE WHEN exported_hash IS NOT NULL THEN desired END)';
 
 /** A per-folder lock so two runs never work on one connector space at once; a dead holder's lock is taken over. */
 function lock(dir: string): () => void {
@@ -133,7 +142,7 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
   }
   const getMeta = sqlite.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
   const setMeta = sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
-  const object = sqlite.prepare<[string], ObjectRow>('SELECT * FROM objects WHERE anchor = ?');
+  const object = sqlite.prepare<[string], ObjectRow>(`SELECT *, ${EXPORTED_VALUES} AS exported FROM objects WHERE anchor = ?`);
   const runs = sqlite.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?');
   const runErrors = sqlite.prepare('UPDATE runs SET errors = ? WHERE id = ?');
   const prune = sqlite.prepare('DELETE FROM runs WHERE started_at < ? AND id < (SELECT max(id) FROM runs)');
