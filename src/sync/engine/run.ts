@@ -632,8 +632,13 @@ async function importDelta(
 
 // ---------------------------------------------------------------- sync
 
+/**
+ * Computes the desired values of every dirty object, and records the users they name as a
+ * manager in export_first (migration 0004), in the same transactions.
+ */
 async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n: number) => void, now: () => Date): Promise<void> {
   const db = engine.space.sqlite;
+  const exportFirst = db.prepare('INSERT OR IGNORE INTO export_first (anchor) SELECT value FROM json_each(?)');
   const dirty = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>('SELECT anchor, type, dn, imported FROM objects WHERE dirty = 1 LIMIT 2000');
   const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
   // A group's members in one statement (a JSON array of DN keys in, anchors out in member
@@ -652,12 +657,16 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     const rows = dirty.all();
     if (rows.length === 0) break;
     const out: { anchor: string; desired?: string; error?: string }[] = [];
+    const managers: string[] = [];
     for (const r of rows) {
       try {
         const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? '{}') as Record<string, string[]> };
         const m = await engine.mapper.map(r.type, staged);
         const a = m.attributes;
-        if (r.type === 'user') a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
+        if (r.type === 'user') {
+          a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
+          if (a.manager) managers.push(a.manager as string);
+        }
         else {
           // Members out of scope or unknown are left out, as AD Connect does.
           const anchors: string[] = [];
@@ -684,6 +693,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         if (o.desired !== undefined) setDesired.run({ desired: o.desired, hash: hash(o.desired), anchor: o.anchor });
         else setError.run(o.error!, at, o.anchor);
       }
+      if (managers.length) exportFirst.run(JSON.stringify(managers));
     })();
     for (const o of out) if (o.error) fail({ phase: 'sync', anchor: o.anchor, message: o.error });
     done += rows.length;
@@ -730,45 +740,65 @@ async function exportAll(
     tick(done, total);
   };
 
+  const sendBatch = async (batch: readonly Pending[]) => {
+    // desired was validated against the cloud's schema when it was computed.
+    const items: SyncItem[] = batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributes: JSON.parse(r.desired!) as SyncUserAttributes & SyncGroupAttributes }));
+    await send(items, (results) => {
+      const at = now().toISOString();
+      results.forEach((res, i) => {
+        const r = batch[i]!;
+        const perr = res.provisioningErrors?.length ? JSON.stringify(res.provisioningErrors) : null;
+        if (res.status === 'error') {
+          markError.run(res.message ?? 'the cloud directory refused the object', at, perr, r.anchor);
+          fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the object' });
+          return;
+        }
+        if (res.status === 'created') counts.adds++;
+        else if (res.status === 'updated' || res.status === 'restored') counts.updates++;
+        else counts.unchanged++;
+        if (perr) counts.provisioningErrors++;
+        const unresolved = res.unresolvedReferences?.length ? JSON.stringify(res.unresolvedReferences) : null;
+        markExported.run(r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.anchor);
+      });
+    });
+  };
+
+  /** Rows in batches under the byte limit. */
+  const sendRows = async (rows: readonly Pending[]) => {
+    for (let i = 0; i < rows.length; ) {
+      const batch: Pending[] = [];
+      let bytes = 0;
+      for (; i < rows.length; i++) {
+        const r = rows[i]!;
+        if (batch.length && bytes + r.desired!.length > MAX_BATCH_BYTES) break;
+        batch.push(r);
+        bytes += r.desired!.length;
+      }
+      await sendBatch(batch);
+    }
+  };
+
   const exportUpserts = async () => {
-    const stmt = pendingAll;
+    // Managers first (users named as a manager by this run's sync step), in DN order: their
+    // reports then find them in the cloud, instead of each waiting there for its manager.
+    // (export_first has only `anchor`: the other names are the object's.)
+    const first = (db.prepare(`SELECT o.anchor FROM export_first f JOIN objects o ON o.anchor = f.anchor WHERE type = 'user' AND ${PENDING_UPSERTS} ORDER BY dn_key, o.anchor`).pluck() as Statement<[], string>).all();
+    if (first.length) {
+      const byAnchors = db.prepare<[string], Pending>(`SELECT anchor, type, dn, dn_key, desired, desired_hash FROM objects WHERE anchor IN (SELECT value FROM json_each(?)) AND ${PENDING_UPSERTS} ORDER BY dn_key, anchor`);
+      for (let i = 0; i < first.length; i += size) await sendRows(byAnchors.all(JSON.stringify(first.slice(i, i + size))));
+    }
     // Users before groups: groups name users as members, users name users as managers.
     for (const type of ['user', 'group'] as const) {
       let cursor = ['', ''] as [string, string];
       for (;;) {
-        const rows = stmt.all(type, cursor[0], cursor[1], size);
+        const rows = pendingAll.all(type, cursor[0], cursor[1], size);
         if (rows.length === 0) break;
-        const batch: Pending[] = [];
-        let bytes = 0;
-        for (const r of rows) {
-          if (batch.length && bytes + r.desired!.length > MAX_BATCH_BYTES) break;
-          batch.push(r);
-          bytes += r.desired!.length;
-        }
-        const last = batch[batch.length - 1]!;
+        const last = rows[rows.length - 1]!;
         cursor = [last.dn_key, last.anchor];
-        // desired was validated against the cloud's schema when it was computed.
-        const items: SyncItem[] = batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributes: JSON.parse(r.desired!) as SyncUserAttributes & SyncGroupAttributes }));
-        await send(items, (results) => {
-          const at = now().toISOString();
-          results.forEach((res, i) => {
-            const r = batch[i]!;
-            const perr = res.provisioningErrors?.length ? JSON.stringify(res.provisioningErrors) : null;
-            if (res.status === 'error') {
-              markError.run(res.message ?? 'the cloud directory refused the object', at, perr, r.anchor);
-              fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the object' });
-              return;
-            }
-            if (res.status === 'created') counts.adds++;
-            else if (res.status === 'updated' || res.status === 'restored') counts.updates++;
-            else counts.unchanged++;
-            if (perr) counts.provisioningErrors++;
-            const unresolved = res.unresolvedReferences?.length ? JSON.stringify(res.unresolvedReferences) : null;
-            markExported.run(r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.anchor);
-          });
-        });
+        await sendRows(rows);
       }
     }
+    db.prepare('DELETE FROM export_first').run();
   };
 
   await exportUpserts();
