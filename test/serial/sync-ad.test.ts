@@ -271,7 +271,7 @@ describe('AD connector: crashes part-way, then a rerun', () => {
     const { file, config: c } = await writeAdConfig(x.cloud, x.t);
     const child = spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // The import commits every 1000 entries: kill as soon as the first commit is visible.
+    // The import commits first after 1000 entries: kill as soon as that commit is visible.
     const spaceFile = join(c.sync.dataDir, 'connector-space.db');
     const staged = () => {
       try {

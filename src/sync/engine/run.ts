@@ -327,9 +327,10 @@ async function importAll(
   let unreadable = 0;
   let seenInScope = 0;
   let inTx = 0;
-  // Commit every 5000 entries: bounded work lost on a crash, and few commits (each one writes
-  // the pages it dirtied, and new anchors land all over the primary key's pages).
-  const commitEvery = 5000;
+  // Commit after the first 1000 entries, then every 5000: bounded work lost on a crash, and
+  // few commits (each one writes the pages it dirtied, and new anchors land all over the
+  // primary key's pages).
+  let commitEvery = 1000;
   for await (const item of engine.connector.fullImport(opts.signal)) {
     counts.read++;
     if (inTx === 0) db.exec('BEGIN');
@@ -376,6 +377,7 @@ async function importAll(
     if (inTx >= commitEvery) {
       db.exec('COMMIT');
       inTx = 0;
+      commitEvery = 5000;
       tick(counts.read);
     }
   }
