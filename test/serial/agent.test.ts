@@ -155,7 +155,8 @@ describe('nimbus agent against Samba AD', () => {
       await c.unbind();
     }
     await waitFor('the title in the cloud', async () => (await usersOf().where('id', '=', target.id).executeTakeFirst())?.job_title === title);
-    const delta = logged(a, 'cycle ended', { trigger: 'change' });
+    // The export commits before the agent logs the end of its cycle (it reports the run first).
+    const delta = await waitFor('the change cycle in the log', () => logged(a, 'cycle ended', { trigger: 'change' }));
     expect(delta).toMatchObject({ kind: 'delta', status: 'success' });
     expect(delta!.updates).toBeGreaterThanOrEqual(1);
   });
