@@ -3,10 +3,8 @@
 // delta, a delta after typical churn (renames/moves keep the cloud object, deletes are soft),
 // and crashes (an injected failure mid-import, mid-delta, SIGKILL of `nimbus sync` mid-export)
 // followed by a rerun reaching the same end state without duplicates.
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -23,13 +21,13 @@ import { DEFAULT_AD_ATTRIBUTES } from '../../src/sync/connectors/ad/ad-connector
 import { WATERMARK_KEY } from '../../src/sync/engine/run.ts';
 import { openConnectorSpace } from '../../src/sync/engine/space.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
+import { runNimbus, startNimbus } from '../helpers/nimbus-cli.ts';
 import { useSamba } from '../helpers/samba.ts';
 import { tempDir } from '../sync/helpers.ts';
 
 // The serial project does not inherit the root config's timeouts; real servers need more than 5 s.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 600_000 });
 
-const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
 const ad = useSamba();
 const clouds: TestCloud[] = [];
 let cloud: TestCloud;
@@ -269,7 +267,7 @@ describe('AD connector: crashes part-way, then a rerun', () => {
   it('SIGKILL of `nimbus sync` mid-import, rerun: same end state, nothing exported before the kill', async () => {
     const x = await freshTenant('killimport');
     const { file, config: c } = await writeAdConfig(x.cloud, x.t);
-    const child = spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = startNimbus(['sync', '--config', file, '--json']);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     // The import commits first after 1000 entries: kill as soon as that commit is visible.
     const spaceFile = join(c.sync.dataDir, 'connector-space.db');
@@ -297,20 +295,16 @@ describe('AD connector: crashes part-way, then a rerun', () => {
     expect(seen.n).toBeLessThan(reference.users.length + reference.groups.length);
     expect(seen.d).toBe(0);
     expect(Number((await usersOf(x.cloud, x.t).select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)).toBe(0);
-    const second = spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    second.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => second.on('exit', resolve));
-    expect(code).toBe(0);
-    expect(JSON.parse(out).status).toBe('success');
+    const second = await runNimbus(['sync', '--config', file, '--json']);
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout).status).toBe('success');
     expect(await state(x.cloud, x.t)).toEqual(reference);
   });
 
   it('SIGKILL of `nimbus sync` mid-export, rerun: same end state, no duplicates', async () => {
     const x = await freshTenant('crashkill');
     const { file } = await writeAdConfig(x.cloud, x.t, { batchSize: 20 });
-    const spawnSync = () => spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const child = spawnSync();
+    const child = startNimbus(['sync', '--config', file, '--json']);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const count = async () => Number((await usersOf(x.cloud, x.t).select(({ fn }) => fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     for (let i = 0; i < 3000 && (await count()) < 100; i++) await new Promise((r) => setTimeout(r, 10));
@@ -319,12 +313,9 @@ describe('AD connector: crashes part-way, then a rerun', () => {
     const mid = await count();
     expect(mid).toBeGreaterThanOrEqual(100);
     expect(mid).toBeLessThan(reference.users.length);
-    const second = spawnSync();
-    let out = '';
-    second.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => second.on('exit', resolve));
-    expect(code).toBe(0);
-    expect(JSON.parse(out).status).toBe('success');
+    const second = await runNimbus(['sync', '--config', file, '--json']);
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout).status).toBe('success');
     expect(await state(x.cloud, x.t)).toEqual(reference);
   });
 });

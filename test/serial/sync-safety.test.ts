@@ -4,11 +4,9 @@
 // result, deletes nothing; and after churn, a staging run's `nimbus sync pending` is exactly
 // what the next un-staged run changes in the cloud. This suite runs its own Samba (not
 // useSamba) so it can stop and restart it mid-test.
-import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
@@ -22,13 +20,13 @@ import type { ImportItem, SourceConnector } from '../../src/sync/connectors/conn
 import type { PendingExport } from '../../src/sync/engine/pending.ts';
 import type { RunReport } from '../../src/sync/engine/run.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
+import { runNimbus } from '../helpers/nimbus-cli.ts';
 import { DEFAULT_TEST_USERS } from '../helpers/samba.ts';
 import { tempDir } from '../sync/helpers.ts';
 
 // The serial project does not inherit the root config's timeouts; real servers need more than 5 s.
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 600_000 });
 
-const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
 const THRESHOLD = 20;
 let samba: RunningSamba;
 let sambaDir: string;
@@ -39,18 +37,12 @@ let dir: string;
 let file: string;
 let config: SyncConfig;
 
-function nimbus(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-}
+/** Runs the real CLI (test/helpers/nimbus-cli.ts). */
+const nimbus = (...args: string[]) => runNimbus(args);
 
 async function sync(...flags: string[]): Promise<{ code: number | null; report: RunReport; err: string }> {
   const r = await nimbus('sync', '--config', file, '--json', ...flags);
-  return { code: r.code, report: JSON.parse(r.out) as RunReport, err: r.err };
+  return { code: r.code, report: JSON.parse(r.stdout) as RunReport, err: r.stderr };
 }
 
 /** nimbus.yaml for the test DC; `source` overrides fields of the AD source. */
@@ -135,8 +127,8 @@ describe('staging mode against Samba AD', () => {
     expect(await seq()).toBe(before);
 
     const r = await nimbus('sync', 'pending', '--config', file, '--json');
-    expect(r.code, r.err).toBe(0);
-    const pending = JSON.parse(r.out) as { counts: { adds: number; updates: number; deletes: number }; objects: PendingExport[] };
+    expect(r.code, r.stderr).toBe(0);
+    const pending = JSON.parse(r.stdout) as { counts: { adds: number; updates: number; deletes: number }; objects: PendingExport[] };
     const by = new Map(pending.objects.map((o) => [o.anchor, o]));
     expect(pending.counts).toMatchObject({ adds: 5, deletes: 5 });
     expect(staged.report.counts).toMatchObject({ pendingAdds: 5, pendingUpdates: pending.counts.updates, pendingDeletes: 5 });
@@ -259,7 +251,7 @@ describe('a failing or empty source never counts as "everything was deleted"', (
 
       const down = await nimbus('sync', '--config', file);
       expect(down.code).toBe(2);
-      expect(down.err).toContain(samba.url);
+      expect(down.stderr).toContain(samba.url);
       expect(await seq()).toBe(before);
     } finally {
       if (stopped) samba = await startSamba(sambaDir);

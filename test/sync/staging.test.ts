@@ -3,9 +3,7 @@
 // run with staging off then exports (compared with the objects the cloud changed); the
 // percentage deletion threshold stops a run until `--allow-deletes`; the run reports reach the
 // cloud with their pending lists.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adLdif } from '../../scripts/generator/ldif.ts';
 import { dnOf, type DirectoryModel, type DirUser } from '../../scripts/generator/model.ts';
@@ -13,9 +11,9 @@ import { guidToBytes } from '../../scripts/lib/ldap.ts';
 import type { PendingExport } from '../../src/sync/engine/pending.ts';
 import type { RunReport } from '../../src/sync/engine/run.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
+import { runNimbus } from '../helpers/nimbus-cli.ts';
 import { generatedLdif, syncTenant, tempDir, writeConfig, writeLdif } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
 let cloud: TestCloud;
 let t: TestTenant;
 let dir: string;
@@ -25,25 +23,18 @@ let file: string;
 
 const anchorOf = (o: { guid: string }) => guidToBytes(o.guid).toString('base64');
 
-/** Runs the real CLI; resolves with exit code, stdout and stderr. */
-function nimbus(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-}
+/** Runs the real CLI (test/helpers/nimbus-cli.ts). */
+const nimbus = (...args: string[]) => runNimbus(args);
 
 async function sync(...flags: string[]): Promise<{ code: number | null; report: RunReport }> {
   const r = await nimbus('sync', '--config', file, '--json', ...flags);
-  return { code: r.code, report: JSON.parse(r.out) as RunReport };
+  return { code: r.code, report: JSON.parse(r.stdout) as RunReport };
 }
 
 async function pending(...flags: string[]): Promise<{ counts: { adds: number; updates: number; deletes: number }; objects: PendingExport[]; listed: number }> {
   const r = await nimbus('sync', 'pending', '--config', file, '--json', ...flags);
-  expect(r.code, r.err).toBe(0);
-  return JSON.parse(r.out) as { counts: { adds: number; updates: number; deletes: number }; objects: PendingExport[]; listed: number };
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as { counts: { adds: number; updates: number; deletes: number }; objects: PendingExport[]; listed: number };
 }
 
 const seq = async () => (await cloud.svc.db.selectFrom('tenants').select('change_seq').where('id', '=', t.tenant.id).executeTakeFirstOrThrow()).change_seq;
@@ -89,8 +80,8 @@ describe('staging mode', () => {
   it('`nimbus sync pending` before any run says there is no connector space yet (exit 2)', async () => {
     const r = await nimbus('sync', 'pending', '--config', file);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('No connector space in');
-    expect(r.err).toContain('nimbus sync --staging');
+    expect(r.stderr).toContain('No connector space in');
+    expect(r.stderr).toContain('nimbus sync --staging');
   });
 
   it('a staging run (sync.staging: true) imports and computes everything, exports nothing, and reports what is pending', async () => {
@@ -132,7 +123,7 @@ describe('staging mode', () => {
     expect((await pending('--action', 'delete')).objects).toHaveLength(0);
     const text = await nimbus('sync', 'pending', '--config', file, '--type', 'user');
     expect(text.code).toBe(0);
-    const lines = text.out.trimEnd().split('\n');
+    const lines = text.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^Pending exports in .*connector-space\.db: [\d,]+ adds, 0 updates, 0 deletes$/);
     expect(lines[1]).toMatch(/^ACTION\s+TYPE\s+OBJECT$/);
     expect(lines.slice(2)).toHaveLength(firstGroup);
@@ -256,12 +247,12 @@ describe('deletion threshold as a percentage, and --allow-deletes', () => {
     const { file: f } = await writeConfig(d, cloud, other, { ldif: join(dir, 'export.ldif'), sync: { staging: true } });
     const staged = await nimbus('sync', '--config', f, '--json');
     expect(staged.code).toBe(0);
-    const r = JSON.parse(staged.out) as RunReport;
+    const r = JSON.parse(staged.stdout) as RunReport;
     expect(r.status).toBe('staged');
     expect(r.message).toContain('not activated');
     const { file: g } = await writeConfig(d, cloud, other, { ldif: join(dir, 'export.ldif'), sync: { staging: false } });
     const exporting = await nimbus('sync', '--config', g);
     expect(exporting.code).toBe(2);
-    expect(exporting.err).toContain('nimbus dirsync enable --tenant fabrikam');
+    expect(exporting.stderr).toContain('nimbus dirsync enable --tenant fabrikam');
   });
 });
