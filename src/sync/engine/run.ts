@@ -668,13 +668,10 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         if (r.type === 'user') {
           a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
           if (a.manager) managers.push(a.manager as string);
-        }
-        else {
+        } else {
           // Members out of scope or unknown are left out, as AD Connect does.
           const anchors: string[] = [];
-          const members = m.members ?? [];
-          const found = members.length > 8 ? byDns.all(JSON.stringify(members.map(normalizeDn))) : members.map(resolve);
-          for (const x of found) if (x && x !== r.anchor) anchors.push(x);
+          for (const x of byDns.all(JSON.stringify((m.members ?? []).map(normalizeDn)))) if (x && x !== r.anchor) anchors.push(x);
           a.members = anchors;
         }
         const parsed = (r.type === 'user' ? syncUserAttributes : syncGroupAttributes).safeParse(a);
