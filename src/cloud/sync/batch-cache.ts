@@ -7,7 +7,7 @@ import { sql, type Kysely } from 'kysely';
 import { asciiLower, primarySmtp } from '../../shared/upn.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { addressClaims } from '../services/objects.ts';
-import type { SyncItem } from './sync-wire.ts';
+import type { SyncItem, SyncUserAttributes } from './sync-wire.ts';
 
 type Db = Kysely<Database>;
 export type ObjectRef = { id: string; type: 'user' | 'group' };
@@ -59,8 +59,11 @@ export class BatchCache {
     private readonly tenantId: string,
   ) {}
 
-  /** Fetches what `items` will read. */
-  static async load(db: Db, tenantId: string, items: readonly SyncItem[]): Promise<BatchCache> {
+  /**
+   * Fetches what `items` will read. `cloudUpn` is the UPN a user will claim in the cloud (the
+   * fallback UPN for an unverified suffix), fetched beside its on-premises UPN.
+   */
+  static async load(db: Db, tenantId: string, items: readonly SyncItem[], cloudUpn: (a: SyncUserAttributes) => string): Promise<BatchCache> {
     const c = new BatchCache(db, tenantId);
     const anchors = [...new Set(items.map((i) => i.sourceAnchor))];
     const refAnchors = new Set<string>();
@@ -75,6 +78,7 @@ export class BatchCache {
       const smtp = primarySmtp(a.proxyAddresses ?? []) ?? a.mail;
       if (smtp) addresses.add(asciiLower(smtp));
       if (i.type === 'user' && a.userPrincipalName) upns.add(asciiLower(a.userPrincipalName));
+      if (i.type === 'user') addresses.add(asciiLower(cloudUpn(i.attributes as SyncUserAttributes)));
     }
     const T = tenantId;
     for (const chunk of chunks(anchors)) {

@@ -137,8 +137,8 @@ export function createSyncService(deps: Deps) {
     const T = ctx.t.id;
     for (let i = 0; i < add.length; i += 200) {
       const chunk = add.slice(i, i + 200);
-      await trx.insertInto('memberships').values(chunk.map(([mid, t]) => ({ tenant_id: T, group_id: groupId, member_id: mid, member_type: t }))).onConflict((oc) => oc.doNothing()).execute();
-      await trx.insertInto('membership_changes').values(chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: groupId, member_id: mid, member_type: t, removed: 0 }))).execute();
+      await insertRows(trx, 'memberships', chunk.map(([mid, t]) => ({ tenant_id: T, group_id: groupId, member_id: mid, member_type: t })), { ignoreConflicts: true });
+      await insertRows(trx, 'membership_changes', chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: groupId, member_id: mid, member_type: t, removed: 0 })));
     }
   }
 
@@ -384,7 +384,7 @@ export function createSyncService(deps: Deps) {
         for (let i = 0; i < remove.length; i += 200) {
           const chunk = remove.slice(i, i + 200);
           await trx.deleteFrom('memberships').where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', chunk.map(([mid]) => mid)).execute();
-          await trx.insertInto('membership_changes').values(chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: id, member_id: mid, member_type: t, removed: 1 }))).execute();
+          await insertRows(trx, 'membership_changes', chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: id, member_id: mid, member_type: t, removed: 1 })));
         }
         await trx.updateTable('groups').set({ seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
         if (status === 'unchanged') status = 'updated';
@@ -433,7 +433,7 @@ export function createSyncService(deps: Deps) {
       // Take the tenant row's write lock first and number this batch's changes from it;
       // the counter is written back before commit (delta reads commit-ordered numbers).
       ctx.seq.value = await nextSeq(trx, ctx.t.id, 0);
-      ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items);
+      ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items, (a) => decideUpn(a, ctx.verified, ctx.t.initial_domain).upn);
       ctx.batch.upserted.clear();
       for (const item of items) {
         if (!isolated) {

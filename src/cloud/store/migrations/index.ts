@@ -9,6 +9,8 @@ import * as m0006 from './0006-sync-references.ts';
 import * as m0007 from './0007-sync-control.ts';
 import * as m0008 from './0008-run-details.ts';
 import * as m0009 from './0009-portal.ts';
+import * as m0010 from './0010-anchor-covering-index.ts';
+import * as m0011 from './0011-membership-clustering.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -20,6 +22,8 @@ const migrations: Record<string, Migration> = {
   '0007-sync-control': m0007,
   '0008-run-details': m0008,
   '0009-portal': m0009,
+  '0010-anchor-covering-index': m0010,
+  '0011-membership-clustering': m0011,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -4,12 +4,14 @@ import * as m0001 from './0001-connector-space.ts';
 import * as m0002 from './0002-pending-indexes.ts';
 import * as m0003 from './0003-run-errors.ts';
 import * as m0004 from './0004-export-order.ts';
+import * as m0005 from './0005-dn-covering-index.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-connector-space': m0001,
   '0002-pending-indexes': m0002,
   '0003-run-errors': m0003,
   '0004-export-order': m0004,
+  '0005-dn-covering-index': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {
