@@ -78,7 +78,7 @@ export class BatchCache {
       const smtp = primarySmtp(a.proxyAddresses ?? []) ?? a.mail;
       if (smtp) addresses.add(asciiLower(smtp));
       if (i.type === 'user' && a.userPrincipalName) upns.add(asciiLower(a.userPrincipalName));
-      if (i.type === 'user') addresses.add(asciiLower(cloudUpn(i.attributes as SyncUserAttributes)));
+      if (i.type === 'user') addresses.add(asciiLower(cloudUpn(i.attributes)));
     }
     const T = tenantId;
     for (const chunk of chunks(anchors)) {
