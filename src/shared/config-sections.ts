@@ -30,6 +30,8 @@ export const sourceSchema = z
     caFile: z.string().min(1).optional(),
     /** ad: upgrade ldap:// with StartTLS. Default false. */
     starttls: z.boolean().optional(),
+    /** ad: connections a full import reads over at once, each a uSNChanged range of the directory. Default 2; 1 reads in one search. */
+    readConnections: z.number().int().min(1).max(8).optional(),
   })
   .strict();
 

@@ -31,6 +31,7 @@ function connectorFor(config: SyncConfig): SourceConnector {
   return createAdConnector({
     connection: { url: s.url!, bindDn: s.bindDn!, password: () => password.reveal(), starttls: !!s.starttls, caFile, timeoutMs: DEFAULT_LDAP_TIMEOUT_MS, baseDn: s.baseDn },
     baseDn: s.baseDn!,
+    ...(s.readConnections ? { readConnections: s.readConnections } : {}),
   });
 }
 

@@ -142,6 +142,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; kind: 'string'
   { env: 'NIMBUS_SOURCE_EXCLUDE', path: 'source.exclude', kind: 'list', doc: 'DNs out of scope, ;-separated' },
   { env: 'NIMBUS_SOURCE_FILTER', path: 'source.filter', kind: 'string', doc: 'LDAP scope filter' },
   { env: 'NIMBUS_SOURCE_PATH', path: 'source.path', kind: 'string', doc: 'LDIF file' },
+  { env: 'NIMBUS_SOURCE_READ_CONNECTIONS', path: 'source.readConnections', kind: 'number', doc: 'AD full import: connections read at once (1-8, default 2)' },
   { env: 'NIMBUS_TARGET_TYPE', path: 'target.type', kind: 'string', doc: 'nimbus' },
   { env: 'NIMBUS_TARGET_URL', path: 'target.url', kind: 'string', doc: 'cloud directory base URL' },
   { env: 'NIMBUS_TARGET_TENANT', path: 'target.tenant', kind: 'string', doc: 'tenant id, name or domain' },

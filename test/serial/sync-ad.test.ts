@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Client } from 'ldapts';
+import { Attribute, Change, Client } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml, stringify } from 'yaml';
 import { applyChurn, typicalDelta, type ChurnResult } from '../../scripts/generator/churn.ts';
@@ -249,6 +249,74 @@ describe('AD connector: ranged retrieval', () => {
       expect((await connector.readEntry!(small.dn))!.attributes.member).toHaveLength(small.memberCount!);
     } finally {
       await connector.close();
+    }
+  });
+});
+
+describe('AD connector: a full import over several connections', () => {
+  const connectorWith = (readConnections: number) => createAdConnector({ connection: { url: ad().url, bindDn: ad().bindDN, password: () => ad().password, starttls: false, timeoutMs: 30_000 }, baseDn: ad().baseDN, readConnections });
+  const guidOf = (e: ImportItem) => ('attributes' in e ? (e.attributes.objectGUID![0] as Buffer).toString('base64') : 'error');
+
+  it('reads the same entries, each once, as one paged search', async () => {
+    const read = async (n: number) => {
+      const c = connectorWith(n);
+      const out = new Map<string, string>();
+      try {
+        for await (const e of c.fullImport()) {
+          expect(out.has(guidOf(e))).toBe(false);
+          expect('reread' in e && e.reread).toBeFalsy();
+          out.set(guidOf(e), 'dn' in e ? e.dn! : '');
+        }
+      } finally {
+        await c.close();
+      }
+      return out;
+    };
+    const one = await read(1);
+    const three = await read(3);
+    expect(one.size).toBeGreaterThan(manifest.counts.users);
+    expect([...three].sort()).toEqual([...one].sort());
+  });
+
+  it('an object changed while the ranges are read comes again at the end, as a newer read; the sync keeps that one', async () => {
+    const admin = new Client({ url: ad().url });
+    await admin.bind(ad().bindDN, ad().password);
+    const target = manifest.edgeCases['disabled'][0]!.dn;
+    const title = async (values: string[]) => admin.modify(target, new Change({ operation: 'replace', modification: new Attribute({ type: 'title', values }) }));
+    const before = (await admin.search(target, { scope: 'base', attributes: ['title'] })).searchEntries[0]!.title;
+    const reads: { reread: boolean; title: string }[] = [];
+    const { cloud: c2, t: t2 } = await freshTenant('midread');
+    const { config: cfg } = await writeAdConfig(c2, t2);
+    try {
+      const r = await run(cfg, {
+        wrap: (inner) => ({
+          ...inner,
+          kind: inner.kind,
+          identity: inner.identity,
+          fullImport: async function* (signal?: AbortSignal): AsyncGenerator<ImportItem> {
+            let first = true;
+            for await (const x of inner.fullImport(signal)) {
+              if (first) await title(['Changed during the read']);
+              first = false;
+              if ('attributes' in x && x.dn.toLowerCase() === target.toLowerCase()) reads.push({ reread: x.reread === true, title: String(x.attributes.title?.[0] ?? '') });
+              yield x;
+            }
+          },
+          fullImportWatermark: () => inner.fullImportWatermark?.(),
+          close: () => inner.close(),
+        }),
+      });
+      // Read by its range before the change or not at all; then, always, by the catch-up.
+      expect(reads.at(-1)).toEqual({ reread: true, title: 'Changed during the read' });
+      expect(reads.filter((x) => !x.reread).length).toBeLessThanOrEqual(1);
+      expect(r.status).toBe('success');
+      expect(r.errors).toEqual([]);
+      expect(r.counts.read).toBe(r.counts.users + r.counts.groups + r.counts.ignored);
+      const user = await usersOf(c2, t2).where('on_prem_distinguished_name', '=', target).executeTakeFirstOrThrow();
+      expect(user.job_title).toBe('Changed during the read');
+    } finally {
+      await title(before === undefined || (Array.isArray(before) && before.length === 0) ? [] : (Array.isArray(before) ? before : [before]).map(String)).catch(() => undefined);
+      await admin.unbind();
     }
   });
 });

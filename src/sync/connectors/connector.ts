@@ -8,6 +8,11 @@ export type LdapValue = string | Buffer;
 export interface SourceEntry {
   dn: string;
   attributes: Record<string, LdapValue[]>;
+  /**
+   * Full imports: a newer read of an entry this import may have yielded already (it changed
+   * while the import read). It replaces the earlier one instead of counting as a duplicate.
+   */
+  reread?: boolean;
 }
 
 /**

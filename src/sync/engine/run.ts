@@ -346,11 +346,17 @@ async function importAll(
         if (!anchor || anchor.length > 60) {
           fail({ phase: 'import', dn: item.dn, message: anchor ? 'the source anchor is longer than 60 characters' : 'the entry has neither mS-DS-ConsistencyGuid nor objectGUID; export it with objectGUID (ldifde exports it by default; ldapsearch needs it in the attribute list)' });
         } else {
-          counts[type === 'user' ? 'users' : 'groups']++;
+          const prev = find.get(anchor);
+          // A newer read of an object this import read already replaces it, counted once.
+          const again = prev?.seen_run === runId && item.reread === true;
+          if (again) counts.read--;
+          else counts[type === 'user' ? 'users' : 'groups']++;
           const scope = scopeOf(item, engine.scope);
           const inScope = scope.inScope ? 1 : 0;
           const reason = scope.inScope ? null : scope.reason;
-          if (inScope) {
+          if (again) {
+            // (counted when first read)
+          } else if (inScope) {
             counts.inScope++;
             seenInScope++;
           } else counts.outOfScope++;
@@ -359,11 +365,10 @@ async function importAll(
           const h = staged ? hash(`${type}\n${item.dn}\n${staged}`) : '';
           const hasRefs = type === 'group' || values(item, 'manager').length > 0 ? 1 : 0;
           const dnKey = normalizeDn(item.dn);
-          const prev = find.get(anchor);
           if (!prev) {
             insert.run(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, inScope);
             if (inScope) topologyChanged = true;
-          } else if (prev.seen_run === runId) {
+          } else if (prev.seen_run === runId && !again) {
             fail({ phase: 'import', anchor, dn: item.dn, message: `the source anchor ${anchor} appears twice in the source (also ${prev.dn}); the second entry was skipped` });
           } else if (prev.import_hash === h && prev.in_scope === inScope && prev.present === 1 && prev.type === type && prev.scope_reason === reason && prev.dn === item.dn) {
             touch.run(runId, anchor);
@@ -702,6 +707,45 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
 
 // ---------------------------------------------------------------- export
 
+/**
+ * Managers (in DN order, each with its own manager) by their level under the top of their
+ * chain: one whose manager is not among them first, then their reports, and so on; DN order
+ * within a level. A cycle's members (A manages B manages A) come last, in DN order.
+ */
+export function managersInOrder(rows: readonly { anchor: string; manager: string | null }[]): string[] {
+  const managerOf = new Map(rows.map((r) => [r.anchor, r.manager]));
+  const level = new Map<string, number>();
+  const levelOf = (anchor: string): number => {
+    const known = level.get(anchor);
+    if (known !== undefined) return known;
+    // Walk up until a known level, the top, or a repeat (a cycle), then number the path down.
+    const path: string[] = [];
+    const onPath = new Set<string>();
+    let at: string | null | undefined = anchor;
+    let base = -1;
+    while (at !== null && at !== undefined && managerOf.has(at)) {
+      const k = level.get(at);
+      if (k !== undefined) {
+        base = k;
+        break;
+      }
+      if (onPath.has(at)) {
+        base = Number.MAX_SAFE_INTEGER / 2;
+        break;
+      }
+      onPath.add(at);
+      path.push(at);
+      at = managerOf.get(at);
+    }
+    for (let i = path.length - 1; i >= 0; i--) level.set(path[i]!, ++base);
+    return level.get(anchor)!;
+  };
+  return rows
+    .map((r, i) => ({ a: r.anchor, l: levelOf(r.anchor), i }))
+    .sort((x, y) => x.l - y.l || x.i - y.i)
+    .map((x) => x.a);
+}
+
 async function exportAll(
   engine: Engine,
   opts: RunOptions,
@@ -778,12 +822,15 @@ async function exportAll(
   };
 
   const exportUpserts = async () => {
-    // Managers first (users named as a manager by this run's sync step), in DN order: their
-    // reports then find them in the cloud, instead of each waiting there for its manager.
-    // (export_first has only `anchor`: the other names are the object's.)
-    const first = (db.prepare(`SELECT o.anchor FROM export_first f JOIN objects o ON o.anchor = f.anchor WHERE type = 'user' AND ${PENDING_UPSERTS} ORDER BY dn_key, o.anchor`).pluck() as Statement<[], string>).all();
+    // Managers first (users named as a manager by this run's sync step), top of the chain
+    // first, each level in DN order: their reports, and managers' managers, then find them in
+    // the cloud instead of waiting there for them. (export_first has only `anchor`: the other
+    // names are the object's.)
+    const first = managersInOrder(
+      db.prepare<[], { anchor: string; manager: string | null }>(`SELECT o.anchor, json_extract(o.desired, '$.manager') AS manager FROM export_first f JOIN objects o ON o.anchor = f.anchor WHERE type = 'user' AND ${PENDING_UPSERTS} ORDER BY dn_key, o.anchor`).all(),
+    );
     if (first.length) {
-      const byAnchors = db.prepare<[string], Pending>(`SELECT anchor, type, dn, dn_key, desired, desired_hash FROM objects WHERE anchor IN (SELECT value FROM json_each(?)) AND ${PENDING_UPSERTS} ORDER BY dn_key, anchor`);
+      const byAnchors = db.prepare<[string], Pending>(`SELECT o.anchor, o.type, o.dn, o.dn_key, o.desired, o.desired_hash FROM json_each(?) j JOIN objects o ON o.anchor = j.value WHERE ${PENDING_UPSERTS} ORDER BY j.key`);
       for (let i = 0; i < first.length; i += size) await sendRows(byAnchors.all(JSON.stringify(first.slice(i, i + size))));
     }
     // Users before groups: groups name users as members, users name users as managers.

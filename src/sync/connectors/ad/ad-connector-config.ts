@@ -75,6 +75,11 @@ export interface AdConnectorConfig {
   pageSize?: number;
   /** Default `auto`. */
   deltaMethod?: AdDeltaMethod;
+  /**
+   * Connections a full import reads over at once, each a uSNChanged range of the directory
+   * (the DC answers one while the agent parses another). Default 2; 1: one paged search.
+   */
+  readConnections?: number;
   /** Attributes read from each object. Default DEFAULT_AD_ATTRIBUTES. */
   attributes?: readonly string[];
 }

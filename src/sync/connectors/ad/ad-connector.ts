@@ -52,6 +52,30 @@ function rdnValue(dn: string): { type: string; value: string } | undefined {
   return { type: rdn.slice(0, eq).trim(), value: Buffer.from(bytes).toString('utf8') };
 }
 
+/**
+ * Pages of several paged searches as they arrive, each with the connection it came from; each
+ * search keeps reading ahead while the caller works on another's page.
+ */
+async function* mergePages(streams: { conn: LdapConnection; pages: AsyncGenerator<Entry[]> }[]): AsyncGenerator<{ conn: LdapConnection; page: Entry[] }> {
+  const next = (i: number) => streams[i]!.pages.next().then((r) => ({ i, r }));
+  const waiting = new Map(streams.map((_, i) => [i, next(i)]));
+  try {
+    while (waiting.size) {
+      const { i, r } = await Promise.race(waiting.values());
+      if (r.done) {
+        waiting.delete(i);
+        continue;
+      }
+      waiting.set(i, next(i));
+      yield { conn: streams[i]!.conn, page: r.value };
+    }
+  } finally {
+    // Stopped early (an error, a break): end the other searches too.
+    for (const p of waiting.values()) p.catch(() => undefined);
+    for (const [i] of waiting) await streams[i]!.pages.return(undefined).catch(() => undefined);
+  }
+}
+
 export function createAdConnector(config: AdConnectorConfig): SourceConnector {
   const attributes = [...(config.attributes ?? DEFAULT_AD_ATTRIBUTES)];
   // By base name: a configured `member;range=0-999` still keeps the `member` values.
@@ -272,11 +296,41 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
       const c = await connect();
       const nc = await namingContext(c);
       const wm = await currentWatermark(c, nc);
+      const aborted = () => new SyncError('Aborted', 'The import was stopped before it finished; nothing was deleted.');
+      const read = (conn: LdapConnection, filter: string) => conn.pages(config.baseDn, { filter, attributes, binary, pageSize: config.pageSize ?? 1000 });
+      const parts = Math.max(1, config.readConnections ?? 2);
       try {
-        for await (const page of c.pages(config.baseDn, { filter: AD_OBJECT_FILTER, attributes, binary, pageSize: config.pageSize ?? 1000 })) {
-          for (const e of page) {
-            if (signal?.aborted) throw new SyncError('Aborted', 'The import was stopped before it finished; nothing was deleted.');
-            yield await toEntry(c, e, false);
+        if (parts === 1) {
+          for await (const page of read(c, AD_OBJECT_FILTER)) {
+            for (const e of page) {
+              if (signal?.aborted) throw aborted();
+              yield await toEntry(c, e, false);
+            }
+          }
+        } else {
+          // uSNChanged ranges up to the DC's mark before the read, one connection each. An
+          // object changed during the read may leave its range before that range reaches it:
+          // the catch-up below reads everything changed since the mark, as newer reads.
+          const start = BigInt(await highestUsn(c));
+          const conns = [c];
+          try {
+            for (let i = 1; i < parts; i++) conns.push(await LdapConnection.open(config.connection));
+            const width = start / BigInt(parts) + 1n;
+            const streams = conns.map((conn, i) => ({ conn, pages: read(conn, `(&${AD_OBJECT_FILTER}(uSNChanged>=${BigInt(i) * width})(uSNChanged<=${i === parts - 1 ? start : BigInt(i + 1) * width - 1n}))`) }));
+            for await (const { conn, page } of mergePages(streams)) {
+              for (const e of page) {
+                if (signal?.aborted) throw aborted();
+                yield await toEntry(conn, e, false);
+              }
+            }
+          } finally {
+            for (const extra of conns.slice(1)) await extra.close().catch(() => undefined);
+          }
+          for await (const page of read(c, `(&${AD_OBJECT_FILTER}(uSNChanged>=${start + 1n}))`)) {
+            for (const e of page) {
+              if (signal?.aborted) throw aborted();
+              yield { ...(await toEntry(c, e, false)), reread: true };
+            }
           }
         }
       } catch (err) {
