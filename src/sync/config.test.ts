@@ -51,8 +51,10 @@ describe('sync config', () => {
         NIMBUS_SYNC_INTERVAL: '5m',
         NIMBUS_TARGET_CLIENT_SECRET: 'from-env',
         NIMBUS_MAPPING: '{"user":{"jobTitle":"title"}}',
+        NIMBUS_SOURCE_READ_CONNECTIONS: '3',
       },
     });
+    expect(c.source.readConnections).toBe(3);
     expect(c.target.tenant).toBe('fabrikam');
     expect(c.source.include).toEqual(['OU=A,DC=corp,DC=example,DC=com', 'OU=B,DC=corp,DC=example,DC=com']);
     expect(c.sync.deletionThreshold).toBe(20);
@@ -70,6 +72,7 @@ describe('sync config', () => {
     expect(() => loadSyncConfig({ cwd: d3, env: {} })).toThrow(/source.path: is required for source.type ldif/);
     const d4 = setup(ISSUE_SHAPE.replace('./app.secret', './missing.secret'));
     expect(() => loadSyncConfig({ cwd: d4, env: {} })).toThrow(/target.clientSecretFile: cannot read .*missing.secret \(ENOENT\)/);
+    expect(() => loadSyncConfig({ cwd: dir, env: { NIMBUS_SOURCE_READ_CONNECTIONS: '20' } })).toThrow(/source.readConnections/);
     const d5 = setup('source: [unclosed');
     expect(() => loadSyncConfig({ cwd: d5, env: {} })).toThrow(/not valid YAML/);
     expect(() => loadSyncConfig({ cwd: d5, env: { NIMBUS_SYNC_DELETION_THRESHOLD: 'many' }, file: 'nope.yaml' })).toThrow(/No sync configuration at .*nope.yaml/);
