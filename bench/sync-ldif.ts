@@ -2,14 +2,15 @@
 // a cloud directory, in-process and over HTTP. Each sync runs in its own child process so
 // peak RSS (process.resourceUsage().maxRSS) is the sync's own. Prints figures and appends
 // them to bench/results/sync-ldif.jsonl; never asserts on time.
-// Usage: node --import tsx bench/sync-ldif.ts [--users N] [--groups N] [--seed S]
-import { execFileSync } from 'node:child_process';
+// Usage: node --import tsx bench/sync-ldif.ts [--users N] [--groups N] [--seed S] [--only inprocess|http] [--keep DIR]
+// (--keep DIR: generate the LDIF into DIR once and reuse it on later runs with the same sizes.)
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { adLdif, ldifLine } from '../scripts/generator/ldif.ts';
 import { dnOf, generateDirectory } from '../scripts/generator/model.ts';
 import { startCloud, type TestCloud } from '../test/helpers/cloud.ts';
@@ -28,6 +29,8 @@ const { values } = parseArgs({
     users: { type: 'string', default: '100000' },
     groups: { type: 'string', default: '5000' },
     seed: { type: 'string', default: '1' },
+    only: { type: 'string' },
+    keep: { type: 'string' },
     // Internal: the child process roles.
     child: { type: 'string' },
     ldif: { type: 'string' },
@@ -104,44 +107,48 @@ async function main(): Promise<void> {
   const users = Number(values.users);
   const groups = Number(values.groups);
   const seed = Number(values.seed);
-  const dir = path.join(os.tmpdir(), `nimbus-bench-sync-${process.pid}`);
+  if (values.only && values.only !== 'inprocess' && values.only !== 'http') throw new Error('--only takes inprocess or http');
+  const dir = values.keep ? path.resolve(values.keep) : path.join(os.tmpdir(), `nimbus-bench-sync-${process.pid}`);
   mkdirSync(dir, { recursive: true });
-  const ldif = path.join(dir, 'export.ldif');
-  let t = performance.now();
-  const total = await generate(ldif, users, groups, seed);
-  console.log(`generated ${total} entries (${(statSync(ldif).size / 1e6).toFixed(0)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const ldif = path.join(dir, `export-${users}-${groups}-${seed}.ldif`);
+  const totalFile = `${ldif}.entries`;
+  const t = performance.now();
+  let total: number;
+  if (values.keep && existsSync(totalFile)) {
+    total = Number(readFileSync(totalFile, 'utf8'));
+    for (const d of ['agent-inprocess', 'agent-http']) rmSync(path.join(dir, d), { recursive: true, force: true });
+  } else {
+    total = await generate(ldif, users, groups, seed);
+    writeFileSync(totalFile, String(total));
+    console.log(`generated ${total} entries (${(statSync(ldif).size / 1e6).toFixed(0)} MB) in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
 
-  const run = (mode: string, extra: string[]): Figures => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', mode, '--ldif', ldif, '--dir', dir, ...extra], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
+  const inProcess = (): Figures => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', 'inprocess', '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
     return JSON.parse(out.trim().split('\n').pop()!) as Figures;
   };
-  const results: Figures[] = [];
-  results.push(run('inprocess', []));
   // HTTP: the cloud directory lives in this (parent) process, the agent in the child.
-  const cloud = await startCloud();
-  const tenant = await syncTenant(cloud, 'bench');
-  const { file } = await writeConfig(dir, cloud, tenant, { ldif, sync: { dataDir: './agent-http' } });
-  t = performance.now();
-  const pending = new Promise<Figures>((resolve, reject) => {
-    // execFileSync would block this process's event loop, and with it the HTTP server.
-    import('node:child_process')
-      .then(({ execFile }) =>
-        execFile(process.execPath, ['--import', 'tsx', SELF, '--child', 'http', '--config', file, '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-          if (err) reject(new Error(`${err.message}\n${stderr}`));
-          else resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Figures);
-        }),
-      )
-      .catch(reject);
-  });
-  results.push(await pending);
-  await cloud.close();
+  const overHttp = async (): Promise<Figures> => {
+    const cloud = await startCloud();
+    const tenant = await syncTenant(cloud, 'bench');
+    const { file } = await writeConfig(dir, cloud, tenant, { ldif, sync: { dataDir: './agent-http' } });
+    try {
+      // execFile, not execFileSync: that would block this process's event loop, and with it the HTTP server.
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', SELF, '--child', 'http', '--config', file, '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      return JSON.parse(stdout.trim().split('\n').pop()!) as Figures;
+    } finally {
+      await cloud.close();
+    }
+  };
+  const results: Figures[] = [];
+  if (values.only !== 'http') results.push(inProcess());
+  if (values.only !== 'inprocess') results.push(await overHttp());
 
   const record = { at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, users, groups, entries: total, results };
   for (const r of results) console.log(`${r.mode.padEnd(9)} ${r.status}: ${r.seconds.toFixed(1)} s, ${r.objectsPerSecond} objects/s, peak RSS ${r.peakRssMB} MB, phases ${JSON.stringify(Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
   mkdirSync(path.dirname(RESULTS), { recursive: true });
   appendFileSync(RESULTS, `${JSON.stringify(record)}\n`);
-  writeFileSync(path.join(dir, 'done'), '');
-  rmSync(dir, { recursive: true, force: true });
+  if (!values.keep) rmSync(dir, { recursive: true, force: true });
 }
 
 await main();

@@ -1,10 +1,13 @@
 // Unit tests of the streaming LDIF parser against a hand-written AD export and edge inputs.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { ImportItem, SourceEntry } from '../connector.ts';
 import { createLdifConnector } from './ldif-connector.ts';
 import { DEFAULT_BINARY_ATTRIBUTES } from './ldif-connector-config.ts';
-import { parseLdif } from './ldif-parser.ts';
+import { LdifReader, parseLdif } from './ldif-parser.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../../../test/fixtures/ad-sample.ldif', import.meta.url));
 
@@ -59,6 +62,40 @@ describe('LDIF parser', () => {
   it('needs a dn first', async () => {
     const items = await parse('cn: a\ndn: CN=a,DC=x\n');
     expect((items[0] as { error: string }).error).toContain("must start with 'dn:'");
+  });
+
+  it('gives the same entries however the text is cut into chunks', () => {
+    const text = readFileSync(FIXTURE, 'utf8');
+    const read = (chunks: string[]) => {
+      const reader = new LdifReader({ binaryAttributes: DEFAULT_BINARY_ATTRIBUTES });
+      const out: ImportItem[] = [];
+      for (const c of chunks) reader.write(c, out);
+      reader.end(out);
+      return out;
+    };
+    const whole = read([text]);
+    expect(whole).toHaveLength(4);
+    // Every cut point: inside a name, a value, a folded line, a CRLF pair, a blank line.
+    for (let at = 0; at <= text.length; at++) expect(read([text.slice(0, at), text.slice(at)])).toEqual(whole);
+    // One character at a time, and no line feed at the end of the input.
+    expect(read([...text])).toEqual(whole);
+    expect(read([text.trimEnd()])).toEqual(whole);
+  });
+
+  it('reads a file whose chunks split a UTF-8 character', async () => {
+    // The connector reads 1 MB at a time: put a two-byte 'ü' across the first boundary.
+    const head = 'dn: CN=pad,DC=x\ncn: pad\ndescription: ';
+    const pad = 'a'.repeat((1 << 20) - Buffer.byteLength(head) - 1);
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-ldif-'));
+    try {
+      const file = join(dir, 'x.ldif');
+      writeFileSync(file, `${head}${pad}ü\n\ndn: CN=Jürgen,DC=x\ncn: Jürgen\n`);
+      const items = (await collect(createLdifConnector({ path: file }).fullImport())) as SourceEntry[];
+      expect(items.map((i) => i.dn)).toEqual(['CN=pad,DC=x', 'CN=Jürgen,DC=x']);
+      expect((items[0]!.attributes.description![0] as string).endsWith('aü')).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails the import (not the entry) when the file cannot be read', async () => {
