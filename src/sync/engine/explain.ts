@@ -135,7 +135,7 @@ export function* objectErrors(db: SQLite.Database): Generator<ErrorEntry> {
   const resolve = resolver(db);
   // Reads (the resolver's lookups) may run while this statement iterates.
   const rows = db
-    .prepare<[], Row>('SELECT anchor, type, dn, desired, provisioning_errors, unresolved, error, error_at FROM objects WHERE error IS NOT NULL OR provisioning_errors IS NOT NULL OR unresolved IS NOT NULL ORDER BY dn_key')
+    .prepare<[], Row>('SELECT anchor, type, dn, desired, provisioning_errors, unresolved, error, error_at FROM objects_full WHERE error IS NOT NULL OR provisioning_errors IS NOT NULL OR unresolved IS NOT NULL ORDER BY dn_key')
     .iterate();
   for (const r of rows) yield* entriesOf(r, resolve);
 }
@@ -179,7 +179,7 @@ export function findObjects(db: SQLite.Database, id: string): Candidate[] {
          WHEN lower(cloud_upn) = :l THEN 'cloud UPN'
          ELSE (SELECT CASE lower(j.key) WHEN 'samaccountname' THEN 'sAMAccountName' ELSE 'UPN' END FROM json_each(imported) j
                WHERE lower(j.key) IN ('samaccountname', 'userprincipalname') AND lower(json_extract(j.value, '$[0]')) = :l LIMIT 1) END AS matched
-       FROM objects WHERE anchor IN (:a1, :a2) OR dn_key = :dn
+       FROM objects_full WHERE anchor IN (:a1, :a2) OR dn_key = :dn
          OR lower(json_extract(desired, '$.onPremisesSamAccountName')) = :l
          OR lower(json_extract(desired, '$.userPrincipalName')) = :l
          OR lower(cloud_upn) = :l
@@ -303,7 +303,7 @@ async function flowsOf(db: SQLite.Database, r: ObjectRow, ctx: ExplainContext): 
 
 /** The object's path through the engine, from the connector space alone. */
 export async function explainObject(db: SQLite.Database, c: Candidate, ctx: ExplainContext): Promise<Explanation> {
-  const r = db.prepare<[string], ObjectRow>(`SELECT *, ${EXPORTED_VALUES} AS exported FROM objects WHERE anchor = ?`).get(c.anchor)!;
+  const r = db.prepare<[string], ObjectRow>(`SELECT *, ${EXPORTED_VALUES} AS exported FROM objects_full WHERE anchor = ?`).get(c.anchor)!;
   const run = db.prepare<[number], { started_at: string }>('SELECT started_at FROM runs WHERE id = ?').get(r.seen_run);
   const desired = r.desired ? (JSON.parse(r.desired) as Record<string, unknown>) : null;
   const exported = r.exported ? (JSON.parse(r.exported) as Record<string, unknown>) : null;

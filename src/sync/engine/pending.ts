@@ -110,11 +110,11 @@ export function* pendingExports(db: SQLite.Database, filter: PendingFilter = {},
   const order = "ORDER BY type = 'group', dn, anchor";
   if (filter.action !== 'delete') {
     const which = filter.action === 'add' ? 'AND exported_hash IS NULL' : filter.action === 'update' ? 'AND exported_hash IS NOT NULL' : '';
-    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, desired, ${EXPORTED_VALUES} AS exported, present FROM objects WHERE ${PENDING_UPSERTS} ${which} ${typeSql} ${order}`);
+    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, desired, ${EXPORTED_VALUES} AS exported, present FROM objects_full WHERE ${PENDING_UPSERTS} ${which} ${typeSql} ${order}`);
     for (const r of stmt.iterate(...args)) yield toPending(r, r.exported === null ? 'add' : 'update', withChanges);
   }
   if (filter.action === undefined || filter.action === 'delete') {
-    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, NULL AS desired, ${EXPORTED_VALUES} AS exported, present FROM objects WHERE ${PENDING_DELETES} ${typeSql} ${order}`);
+    const stmt = db.prepare<unknown[], Row>(`SELECT anchor, type, dn, NULL AS desired, ${EXPORTED_VALUES} AS exported, present FROM objects_full WHERE ${PENDING_DELETES} ${typeSql} ${order}`);
     for (const r of stmt.iterate(...args)) yield toPending(r, 'delete', false);
   }
 }

@@ -3,7 +3,7 @@
 // marking each object exported only after the cloud confirmed it). Every step persists its
 // progress, so a killed run and a rerun reach the same end state.
 import { createHash, randomUUID } from 'node:crypto';
-import type { Statement } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import { MAX_SYNC_BATCH, syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import type { DeletionThreshold } from '../config.ts';
@@ -12,7 +12,7 @@ import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
 import { first, normalizeDn, objectTypeOf, scopeOf, values, type ObjectType, type ScopeRules } from './scope.ts';
-import { PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
+import { importWriter, PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
   space: ConnectorSpace;
@@ -129,6 +129,34 @@ export interface RunReport {
 }
 
 const hash = (s: string) => createHash('sha1').update(s).digest('base64');
+
+/**
+ * Objects per connector-space commit in the big phases (import, sync step, export records).
+ * Each commit writes every page it dirtied, and these phases touch rows and index entries all
+ * over the space (imports come in source order, the sync step and the export go in DN order),
+ * so a commit per 2000 objects rewrote most of the space each time: at 100k objects, commits
+ * every 20000 took the three phases from 71 s to 53 s. A crash loses at most this much work,
+ * which the rerun does again (the export is idempotent by source anchor).
+ */
+const COMMIT_EVERY = 20_000;
+
+/** Groups small writes into one transaction per COMMIT_EVERY objects. */
+function committer(db: Database) {
+  let pending = 0;
+  return {
+    write<T>(objects: number, f: () => T): T {
+      if (!db.inTransaction) db.exec('BEGIN');
+      const r = f();
+      pending += objects;
+      if (pending >= COMMIT_EVERY) this.commit();
+      return r;
+    },
+    commit(): void {
+      if (db.inTransaction) db.exec('COMMIT');
+      pending = 0;
+    },
+  };
+}
 const MAX_ERRORS = 1000;
 /** Stay under the cloud's 4 MB request body limit with room for JSON framing. */
 const MAX_BATCH_BYTES = 3 * 1024 * 1024;
@@ -245,7 +273,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     const target = space.getMeta('target');
     if (target !== exporter.identity) {
       // Exports to another tenant or server say nothing about this one: export everything again.
-      db.exec("UPDATE objects SET exported = NULL, exported_hash = NULL, cloud_id = NULL, match = NULL, cloud_upn = NULL, unresolved = NULL; DELETE FROM objects WHERE present = 0");
+      db.exec('UPDATE objects SET exported_hash = NULL, cloud_id = NULL, match = NULL, cloud_upn = NULL, unresolved = NULL; UPDATE object_values SET exported = NULL; DELETE FROM objects WHERE present = 0');
       space.setMeta('target', exporter.identity);
     }
 
@@ -319,17 +347,16 @@ async function importAll(
   tick: (n: number) => void,
 ): Promise<{ topologyChanged: boolean; deletesWithheld: boolean }> {
   const db = engine.space.sqlite;
-  const find = db.prepare<[string], Pick<ObjectRow, 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'seen_run'>>('SELECT type, dn, in_scope, scope_reason, import_hash, present, seen_run FROM objects WHERE anchor = ?');
-  const insert = db.prepare('INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, imported, has_refs, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)');
-  const touch = db.prepare('UPDATE objects SET seen_run = ? WHERE anchor = ?');
-  const update = db.prepare('UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, imported = ?, has_refs = ?, dirty = ? WHERE anchor = ?');
+  const find = db.prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'seen_run'>>('SELECT id, type, dn, in_scope, scope_reason, import_hash, present, seen_run FROM objects WHERE anchor = ?');
+  const write = importWriter(db);
+  const touch = db.prepare('UPDATE objects SET seen_run = ? WHERE id = ?');
   let topologyChanged = false;
   let unreadable = 0;
   let seenInScope = 0;
   let inTx = 0;
-  // Commit after the first 1000 entries, then every 5000: bounded work lost on a crash, and
-  // few commits (each one writes the pages it dirtied, and new anchors land all over the
-  // primary key's pages).
+  // Commit after the first 1000 entries, then every COMMIT_EVERY: bounded work lost on a crash,
+  // and few commits (each one writes every page it dirtied, and new anchors and DNs land all
+  // over their indexes' pages).
   let commitEvery = 1000;
   for await (const item of engine.connector.fullImport(opts.signal)) {
     counts.read++;
@@ -366,15 +393,15 @@ async function importAll(
           const hasRefs = type === 'group' || values(item, 'manager').length > 0 ? 1 : 0;
           const dnKey = normalizeDn(item.dn);
           if (!prev) {
-            insert.run(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, inScope);
+            write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs);
             if (inScope) topologyChanged = true;
           } else if (prev.seen_run === runId && !again) {
             fail({ phase: 'import', anchor, dn: item.dn, message: `the source anchor ${anchor} appears twice in the source (also ${prev.dn}); the second entry was skipped` });
           } else if (prev.import_hash === h && prev.in_scope === inScope && prev.present === 1 && prev.type === type && prev.scope_reason === reason && prev.dn === item.dn) {
-            touch.run(runId, anchor);
+            touch.run(runId, prev.id);
           } else {
             if (prev.dn !== item.dn || prev.in_scope !== inScope || prev.present !== 1) topologyChanged = true;
-            update.run(type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, inScope, anchor);
+            write.update(prev.id, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs);
           }
         }
       }
@@ -382,7 +409,7 @@ async function importAll(
     if (inTx >= commitEvery) {
       db.exec('COMMIT');
       inTx = 0;
-      commitEvery = 5000;
+      commitEvery = COMMIT_EVERY;
       tick(counts.read);
     }
   }
@@ -462,24 +489,25 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
   // the manager is one of the changed DNs (most users hold no reference that changed).
   // `manager` spelled otherwise by the source (json_extract is case-sensitive) reads whole.
   const rows = db
-    .prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn'> & { manager: string | null; imported: string | null }>(
-      "SELECT anchor, type, dn, m.manager, CASE WHEN m.manager IS NULL THEN imported END AS imported FROM (SELECT anchor, type, dn, imported, CASE WHEN type = 'user' THEN json_extract(imported, '$.manager[0]') END AS manager FROM objects WHERE present = 1 AND in_scope = 1 AND imported IS NOT NULL AND (type = 'group' OR has_refs = 1)) AS m",
+    .prepare<[], Pick<ObjectRow, 'id' | 'type' | 'dn'> & { manager: string | null; imported: string | null }>(
+      "SELECT id, type, dn, m.manager, CASE WHEN m.manager IS NULL THEN imported END AS imported FROM (SELECT o.id, o.type, o.dn, i.imported, CASE WHEN o.type = 'user' THEN json_extract(i.imported, '$.manager[0]') END AS manager FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.present = 1 AND o.in_scope = 1 AND (o.type = 'group' OR o.has_refs = 1)) AS m",
     )
     .iterate();
-  const whole = db.prepare<[string], { imported: string }>('SELECT imported FROM objects WHERE anchor = ?');
-  const rewrite = db.prepare('UPDATE objects SET imported = ?, import_hash = ?, dirty = max(dirty, ?) WHERE anchor = ?');
-  const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE anchor = ?');
-  const todo: { anchor: string; type: ObjectType; dn: string; imported: string | null }[] = [];
+  const whole = db.prepare<[number], { imported: string }>('SELECT imported FROM object_imports WHERE id = ?');
+  const write = importWriter(db);
+  const rehash = db.prepare('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?) WHERE id = ?');
+  const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE id = ?');
+  const todo: { id: number; type: ObjectType; dn: string; imported: string | null }[] = [];
   for (const r of rows) {
     if (r.manager !== null) {
       const key = normalizeDn(r.manager);
       if (!touched.has(key) && !moved.has(key)) continue;
     }
-    todo.push({ anchor: r.anchor, type: r.type, dn: r.dn, imported: r.imported });
+    todo.push({ id: r.id, type: r.type, dn: r.dn, imported: r.imported });
   }
   for (const r of todo) {
     // (Read after the scan: better-sqlite3 runs nothing else while an iteration is open.)
-    const attrs = JSON.parse(r.imported ?? whole.get(r.anchor)!.imported) as Record<string, string[]>;
+    const attrs = JSON.parse(r.imported ?? whole.get(r.id)!.imported) as Record<string, string[]>;
     let changed = false;
     let dirty = false;
     for (const k of Object.keys(attrs)) {
@@ -495,8 +523,9 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
     }
     if (changed) {
       const staged = JSON.stringify(attrs);
-      rewrite.run(staged, hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.anchor);
-    } else if (dirty) markDirty.run(r.anchor);
+      write.setImported(r.id, staged);
+      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.id);
+    } else if (dirty) markDirty.run(r.id);
   }
 }
 
@@ -515,21 +544,20 @@ async function importDelta(
   tick: (n: number) => void,
 ): Promise<{ topologyChanged: boolean; deletesWithheld: boolean }> {
   const db = engine.space.sqlite;
-  type Prev = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'imported'>;
-  const cols = 'anchor, type, dn, in_scope, scope_reason, import_hash, present, imported';
-  const byAnchor = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects WHERE anchor = ?`);
+  type Prev = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'imported'>;
+  const cols = 'id, anchor, type, dn, in_scope, scope_reason, import_hash, present, imported';
+  const byAnchor = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects_full WHERE anchor = ?`);
   // Objects anchored on ms-DS-ConsistencyGuid are found by the objectGUID in their staged copy.
-  const byGuid = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects WHERE json_extract(imported, '$.objectGUID[0]') = ? LIMIT 1`);
+  const byGuid = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects_full WHERE json_extract(imported, '$.objectGUID[0]') = ? LIMIT 1`);
   // The lookup by objectGUID scans the table, so it only runs when some anchor is not the objectGUID.
   let consistencyAnchors: boolean | undefined;
   const find = (guid: string) => {
     const hit = byAnchor.get(guid);
     if (hit) return hit;
-    consistencyAnchors ??= db.prepare("SELECT 1 FROM objects WHERE imported IS NOT NULL AND anchor IS NOT json_extract(imported, '$.objectGUID[0]') LIMIT 1").get() !== undefined;
+    consistencyAnchors ??= db.prepare("SELECT 1 FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.anchor IS NOT json_extract(i.imported, '$.objectGUID[0]') LIMIT 1").get() !== undefined;
     return consistencyAnchors ? byGuid.get(guid) : undefined;
   };
-  const insert = db.prepare('INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, imported, has_refs, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)');
-  const update = db.prepare('UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, imported = ?, has_refs = ?, dirty = ? WHERE anchor = ?');
+  const write = importWriter(db);
   const gone = db.prepare('UPDATE objects SET present = 0, dirty = 0 WHERE anchor = ? AND present = 1');
   let inTx = 0;
   const commitEvery = 1000;
@@ -555,7 +583,7 @@ async function importDelta(
     const h = staged ? hash(`${type}\n${entry.dn}\n${staged}`) : '';
     const hasRefs = type === 'group' || values(entry, 'manager').length > 0 ? 1 : 0;
     if (!prev) {
-      insert.run(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, inScope);
+      write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs);
       if (inScope) touched.add(normalizeDn(entry.dn));
     } else if (prev.import_hash !== h || prev.in_scope !== inScope || prev.present !== 1 || prev.type !== type || prev.scope_reason !== reason || prev.dn !== entry.dn) {
       // Scope or presence changed: referrers gain or lose the object. A rename or move alone
@@ -565,7 +593,7 @@ async function importDelta(
       if (prev.in_scope !== inScope || prev.present !== 1) touched.add(normalizeDn(prev.dn)).add(normalizeDn(entry.dn));
       else if (prev.dn !== entry.dn) touched.add(normalizeDn(entry.dn));
       if (normalizeDn(prev.dn) !== normalizeDn(entry.dn)) moved.set(normalizeDn(prev.dn), entry.dn);
-      update.run(type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, inScope, anchor);
+      write.update(prev.id, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs);
     }
   };
 
@@ -621,7 +649,7 @@ async function importDelta(
     }
     if (inTx === 0) db.exec('BEGIN');
     if (live) {
-      const rows = db.prepare<[], { anchor: string; dn: string; guid: string }>("SELECT anchor, dn, COALESCE(json_extract(imported, '$.objectGUID[0]'), anchor) AS guid FROM objects WHERE present = 1").all();
+      const rows = db.prepare<[], { anchor: string; dn: string; guid: string }>("SELECT anchor, dn, COALESCE(json_extract(imported, '$.objectGUID[0]'), anchor) AS guid FROM objects_full WHERE present = 1").all();
       if (live.size === 0 && rows.length > 0) throw new SyncError('SourceEmpty', `The source listed no objects, but ${rows.length} were synced before; nothing was changed. Check the bind account's rights and run again.`);
       for (const r of rows) if (!live.has(r.guid) && gone.run(r.anchor).changes > 0) touched.add(normalizeDn(r.dn));
     }
@@ -646,24 +674,37 @@ async function importDelta(
 async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n: number) => void, now: () => Date): Promise<void> {
   const db = engine.space.sqlite;
   const exportFirst = db.prepare('INSERT OR IGNORE INTO export_first (anchor) SELECT value FROM json_each(?)');
-  const dirty = db.prepare<[], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'imported'>>('SELECT anchor, type, dn, imported FROM objects WHERE dirty = 1 LIMIT 2000');
+  // In export order (users, then groups, by DN: objects_dirty, migration 0006), so that new
+  // object_values rows are appended in the order the export reads them.
+  type Dirty = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'values_id' | 'desired_hash' | 'exported_hash' | 'imported'>;
+  const dirty = db.prepare<[ObjectType], Dirty>(
+    'SELECT o.id, o.anchor, o.type, o.dn, o.values_id, o.desired_hash, o.exported_hash, i.imported FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000',
+  );
   const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
   // A group's members in one statement (a JSON array of DN keys in, anchors out in member
   // order): one call per group instead of one per member, 100k for an all-users group.
   const byDns = db.prepare(
     'SELECT (SELECT o.anchor FROM objects o WHERE o.dn_key = j.value AND o.in_scope = 1 AND o.present = 1 LIMIT 1) AS anchor FROM json_each(?) j ORDER BY j.key',
   ).pluck() as Statement<[string], string | null>;
+  const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
-  const setDesired = db.prepare(
-    'UPDATE objects SET exported = CASE WHEN exported IS NULL AND exported_hash IS NOT NULL AND desired_hash IS NOT @hash THEN desired ELSE exported END, desired = @desired, desired_hash = @hash, dirty = 0, error = NULL, error_at = NULL WHERE anchor = @anchor',
-  );
-  const setError = db.prepare('UPDATE objects SET dirty = 0, error = ?, error_at = ? WHERE anchor = ?');
+  const changeValues = db.prepare<[number, string, number]>('UPDATE object_values SET exported = CASE WHEN exported IS NULL AND ? THEN desired ELSE exported END, desired = ? WHERE id = ?');
+  const setComputed = db.prepare<[number | null, string, number]>('UPDATE objects SET values_id = ?, desired_hash = ?, dirty = 0, error = NULL, error_at = NULL WHERE id = ?');
+  const setError = db.prepare<[string, string, number]>('UPDATE objects SET dirty = 0, error = ?, error_at = ? WHERE id = ?');
+  const setDesired = (r: Dirty, desired: string, h: string) => {
+    let values = r.values_id;
+    if (values === null) values = Number(addValues.run(desired).lastInsertRowid);
+    // Unchanged values (a full run, a rename elsewhere) are not written again.
+    else if (r.desired_hash !== h) changeValues.run(r.exported_hash !== null ? 1 : 0, desired, values);
+    setComputed.run(values, h, r.id);
+  };
   const resolve = (dn: string) => byDn.get(normalizeDn(dn));
+  const commits = committer(db);
   let done = 0;
-  for (;;) {
-    const rows = dirty.all();
+  for (const type of ['user', 'group'] as const) for (;;) {
+    const rows = dirty.all(type);
     if (rows.length === 0) break;
-    const out: { anchor: string; desired?: string; error?: string }[] = [];
+    const out: { row: Dirty; desired?: string; error?: string }[] = [];
     const managers: string[] = [];
     for (const r of rows) {
       try {
@@ -686,23 +727,24 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         }
         // The schema's output has the cloud's key order, so in-process and HTTP exports send
         // byte-identical attributes (the cloud compares its stored copy as text).
-        out.push({ anchor: r.anchor, desired: JSON.stringify(parsed.data) });
+        out.push({ row: r, desired: JSON.stringify(parsed.data) });
       } catch (err) {
-        out.push({ anchor: r.anchor, error: (err as Error).message });
+        out.push({ row: r, error: (err as Error).message });
       }
     }
     const at = now().toISOString();
-    db.transaction(() => {
+    commits.write(out.length, () => {
       for (const o of out) {
-        if (o.desired !== undefined) setDesired.run({ desired: o.desired, hash: hash(o.desired), anchor: o.anchor });
-        else setError.run(o.error!, at, o.anchor);
+        if (o.desired !== undefined) setDesired(o.row, o.desired, hash(o.desired));
+        else setError.run(o.error!, at, o.row.id);
       }
       if (managers.length) exportFirst.run(JSON.stringify(managers));
-    })();
-    for (const o of out) if (o.error) fail({ phase: 'sync', anchor: o.anchor, message: o.error });
+    });
+    for (const o of out) if (o.error) fail({ phase: 'sync', anchor: o.row.anchor, message: o.error });
     done += rows.length;
     tick(done);
   }
+  commits.commit();
 }
 
 // ---------------------------------------------------------------- export
@@ -757,19 +799,27 @@ async function exportAll(
 ): Promise<void> {
   const db = engine.space.sqlite;
   const size = Math.min(MAX_SYNC_BATCH, Math.max(1, engine.batchSize));
-  type Pending = Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'dn_key' | 'desired' | 'desired_hash'>;
+  // `stale`: the values row still holds the exported values from before this change.
+  type Pending = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'dn_key' | 'desired' | 'desired_hash' | 'values_id'> & { stale: number };
+  const PENDING_COLUMNS = 'o.id, o.anchor, o.type, o.dn, o.dn_key, v.desired, o.desired_hash, o.values_id, v.exported IS NOT NULL AS stale';
   // In DN order (migration 0004 explains why), keyset-paged on (dn_key, anchor).
   const pendingAll = db.prepare<[string, string, string, number], Pending>(
-    `SELECT anchor, type, dn, dn_key, desired, desired_hash FROM objects WHERE type = ? AND (dn_key, anchor) > (?, ?) AND ${PENDING_UPSERTS} ORDER BY dn_key, anchor LIMIT ?`,
+    `SELECT ${PENDING_COLUMNS} FROM objects o JOIN object_values v ON v.id = o.values_id WHERE o.type = ? AND (o.dn_key, o.anchor) > (?, ?) AND ${PENDING_UPSERTS} ORDER BY o.dn_key, o.anchor LIMIT ?`,
   );
   const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>(`SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND ${PENDING_DELETES} ORDER BY anchor LIMIT ?`);
   // `unresolved`: references the cloud holds back until their objects arrive there (it sets
   // them then, without a new export); cleared below once those objects are exported.
-  const markExported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE anchor = ?');
+  const markExported = db.prepare('UPDATE objects SET exported_hash = ?, exported_at = ?, cloud_id = ?, match = ?, cloud_upn = ?, provisioning_errors = ?, unresolved = ?, error = NULL, error_at = NULL WHERE id = ?');
+  // The cloud holds the desired values now: no exported copy is kept (EXPORTED_VALUES).
+  const dropExported = db.prepare('UPDATE object_values SET exported = NULL WHERE id = ?');
   const markError = db.prepare('UPDATE objects SET error = ?, error_at = ?, provisioning_errors = ?, unresolved = NULL WHERE anchor = ?');
   const dropRow = db.prepare('DELETE FROM objects WHERE anchor = ?');
-  const markUnexported = db.prepare('UPDATE objects SET exported = NULL, exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
+  const markUnexported = db.prepare('UPDATE objects SET exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
+  const dropExportedOf = db.prepare('UPDATE object_values SET exported = NULL WHERE id = (SELECT values_id FROM objects WHERE anchor = ?) AND exported IS NOT NULL');
   const total = (db.prepare(`SELECT count(*) AS n FROM objects WHERE (${PENDING_UPSERTS}) OR (${PENDING_DELETES})`).get() as { n: number }).n;
+  // What the cloud confirmed is recorded in few commits; whatever ends the export commits
+  // what was recorded (a kill loses the rest, which the next run exports again, unchanged).
+  const commits = committer(db);
   let done = 0;
 
   const send = async (items: SyncItem[], record: (results: SyncResult[]) => void) => {
@@ -778,7 +828,7 @@ async function exportAll(
     if (results.length !== items.length) throw new SyncError('TargetRefused', `The cloud directory answered ${results.length} results for ${items.length} objects; the batch is retried by the next run.`);
     counts.batches++;
     await opts.onBatchApplied?.(counts.batches);
-    db.transaction(() => record(results))();
+    commits.write(items.length, () => record(results));
     done += items.length;
     tick(done, total);
   };
@@ -801,7 +851,8 @@ async function exportAll(
         else counts.unchanged++;
         if (perr) counts.provisioningErrors++;
         const unresolved = res.unresolvedReferences?.length ? JSON.stringify(res.unresolvedReferences) : null;
-        markExported.run(r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.anchor);
+        markExported.run(r.desired_hash, at, res.id ?? null, res.match ?? null, res.userPrincipalName ?? null, perr, unresolved, r.id);
+        if (r.stale) dropExported.run(r.values_id);
       });
     });
   };
@@ -827,10 +878,16 @@ async function exportAll(
     // the cloud instead of waiting there for them. (export_first has only `anchor`: the other
     // names are the object's.)
     const first = managersInOrder(
-      db.prepare<[], { anchor: string; manager: string | null }>(`SELECT o.anchor, json_extract(o.desired, '$.manager') AS manager FROM export_first f JOIN objects o ON o.anchor = f.anchor WHERE type = 'user' AND ${PENDING_UPSERTS} ORDER BY dn_key, o.anchor`).all(),
+      db
+        .prepare<[], { anchor: string; manager: string | null }>(
+          `SELECT o.anchor, json_extract(v.desired, '$.manager') AS manager FROM export_first f JOIN objects o ON o.anchor = f.anchor JOIN object_values v ON v.id = o.values_id WHERE o.type = 'user' AND ${PENDING_UPSERTS} ORDER BY o.dn_key, o.anchor`,
+        )
+        .all(),
     );
     if (first.length) {
-      const byAnchors = db.prepare<[string], Pending>(`SELECT o.anchor, o.type, o.dn, o.dn_key, o.desired, o.desired_hash FROM json_each(?) j JOIN objects o ON o.anchor = j.value WHERE ${PENDING_UPSERTS} ORDER BY j.key`);
+      const byAnchors = db.prepare<[string], Pending>(
+        `SELECT ${PENDING_COLUMNS} FROM json_each(?) j JOIN objects o ON o.anchor = j.value JOIN object_values v ON v.id = o.values_id WHERE ${PENDING_UPSERTS} ORDER BY j.key`,
+      );
       for (let i = 0; i < first.length; i += size) await sendRows(byAnchors.all(JSON.stringify(first.slice(i, i + size))));
     }
     // Users before groups: groups name users as members, users name users as managers.
@@ -847,41 +904,51 @@ async function exportAll(
     db.prepare('DELETE FROM export_first').run();
   };
 
-  await exportUpserts();
-  // References to objects that reached the cloud later in this run (a manager in a later
-  // batch) were set by the cloud when they arrived: only references to objects that are not
-  // in the cloud (out of scope, failed) still wait. The WHERE matches the objects_unresolved
-  // partial index (migration 0002), so a no-change run reads no rows here.
-  db.prepare(
-    'UPDATE objects SET unresolved = NULL WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1 AND NOT EXISTS (SELECT 1 FROM json_each(objects.unresolved) j LEFT JOIN objects t ON t.anchor = j.value AND t.exported_hash IS NOT NULL AND t.present = 1 AND t.in_scope = 1 WHERE t.anchor IS NULL)',
-  ).run();
-  counts.unresolved = (db.prepare('SELECT count(*) AS n FROM objects WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1').get() as { n: number }).n;
+  try {
+    await exportUpserts();
+    // References to objects that reached the cloud later in this run (a manager in a later
+    // batch) were set by the cloud when they arrived: only references to objects that are not
+    // in the cloud (out of scope, failed) still wait. The WHERE matches the objects_unresolved
+    // partial index (migration 0002), so a no-change run reads no rows here.
+    db.prepare(
+      'UPDATE objects SET unresolved = NULL WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1 AND NOT EXISTS (SELECT 1 FROM json_each(objects.unresolved) j LEFT JOIN objects t ON t.anchor = j.value AND t.exported_hash IS NOT NULL AND t.present = 1 AND t.in_scope = 1 WHERE t.anchor IS NULL)',
+    ).run();
+    counts.unresolved = (db.prepare('SELECT count(*) AS n FROM objects WHERE unresolved IS NOT NULL AND present = 1 AND in_scope = 1').get() as { n: number }).n;
 
-  let cursor = '';
-  for (;;) {
-    const rows = deletes.all(cursor, size);
-    if (rows.length === 0) break;
-    cursor = rows[rows.length - 1]!.anchor;
-    await send(
-      rows.map((r) => ({ op: 'delete', type: r.type, sourceAnchor: r.anchor })),
-      (results) => {
-        const at = now().toISOString();
-        results.forEach((res, i) => {
-          const r = rows[i]!;
-          if (res.status === 'error') {
-            markError.run(res.message ?? 'the cloud directory refused the delete', at, null, r.anchor);
-            fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the delete' });
-            return;
-          }
-          if (res.status === 'deleted') {
-            counts.deletes++;
-            if (deleted.length < MAX_REPORTED) deleted.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
-          } else counts.unchanged++;
-          // Gone from the source: forget it. Out of scope: keep the row (and why) for explain.
-          if (r.present === 0) dropRow.run(r.anchor);
-          else markUnexported.run(at, r.anchor);
-        });
-      },
-    );
+    let cursor = '';
+    for (;;) {
+      const rows = deletes.all(cursor, size);
+      if (rows.length === 0) break;
+      cursor = rows[rows.length - 1]!.anchor;
+      await send(
+        rows.map((r) => ({ op: 'delete', type: r.type, sourceAnchor: r.anchor })),
+        (results) => {
+          const at = now().toISOString();
+          results.forEach((res, i) => {
+            const r = rows[i]!;
+            if (res.status === 'error') {
+              markError.run(res.message ?? 'the cloud directory refused the delete', at, null, r.anchor);
+              fail({ phase: 'export', anchor: r.anchor, dn: r.dn, message: res.message ?? 'the cloud directory refused the delete' });
+              return;
+            }
+            if (res.status === 'deleted') {
+              counts.deletes++;
+              if (deleted.length < MAX_REPORTED) deleted.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
+            } else counts.unchanged++;
+            // Gone from the source: forget it. Out of scope: keep the row (and why) for explain.
+            if (r.present === 0) dropRow.run(r.anchor);
+            else {
+              markUnexported.run(at, r.anchor);
+              dropExportedOf.run(r.anchor);
+            }
+          });
+        },
+      );
+    }
+  } finally {
+    // A failed COMMIT leaves the transaction to runSyncOnce's rollback, which the next run repairs.
+    try {
+      commits.commit();
+    } catch {}
   }
 }

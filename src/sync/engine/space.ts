@@ -8,7 +8,12 @@ import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { SyncError } from '../errors.ts';
 import { migrationProvider } from './migrations/index.ts';
 
+/**
+ * One object as `objects_full` shows it (migration 0006): the state row of `objects`, its
+ * imported attributes (object_imports) and its desired and exported values (object_values).
+ */
 export interface ObjectRow {
+  id: number;
   anchor: string;
   type: 'user' | 'group';
   dn: string;
@@ -21,6 +26,7 @@ export interface ObjectRow {
   imported: string | null;
   has_refs: number;
   dirty: number;
+  values_id: number | null;
   desired: string | null;
   desired_hash: string | null;
   /** NULL with exported_hash set: the desired values (EXPORTED_VALUES reads it). */
@@ -82,6 +88,38 @@ export const PENDING_DELETES = 'exported_hash IS NOT NULL AND (present = 0 OR in
  */
 export const EXPORTED_VALUES = 'COALESCE(exported, CASE WHEN exported_hash IS NOT NULL THEN desired END)';
 
+/**
+ * Writes what an import staged: the object's row in `objects` and its imported attributes in
+ * object_imports (in-scope objects only: out-of-scope ones keep none). An in-scope object is
+ * dirty, to be computed by the next sync step.
+ */
+export function importWriter(db: SQLite.Database) {
+  const insertRow = db.prepare<[string, string, string, string, number, string | null, number, string, number, number]>(
+    'INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, has_refs, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)',
+  );
+  const updateRow = db.prepare<[string, string, string, number, string | null, number, string, number, number, number]>(
+    'UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, has_refs = ?, dirty = ? WHERE id = ?',
+  );
+  const putImported = db.prepare<[number, string]>('INSERT INTO object_imports (id, imported) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET imported = excluded.imported');
+  const dropImported = db.prepare<[number]>('DELETE FROM object_imports WHERE id = ?');
+  const setImported = (id: number, staged: string | null) => void (staged === null ? dropImported.run(id) : putImported.run(id, staged));
+  type Staged = [type: string, dn: string, dnKey: string, inScope: number, reason: string | null, runId: number, hash: string, staged: string | null, hasRefs: number];
+  return {
+    /** A new object; returns its id. */
+    insert(anchor: string, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs]: Staged): number {
+      const id = Number(insertRow.run(anchor, type, dn, dnKey, inScope, reason, runId, hash, hasRefs, inScope).lastInsertRowid);
+      if (staged !== null) putImported.run(id, staged);
+      return id;
+    },
+    update(id: number, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs]: Staged): void {
+      updateRow.run(type, dn, dnKey, inScope, reason, runId, hash, hasRefs, inScope, id);
+      setImported(id, staged);
+    },
+    /** Replaces (or, for null, drops) the imported attributes alone. */
+    setImported,
+  };
+}
+
 /** A per-folder lock so two runs never work on one connector space at once; a dead holder's lock is taken over. */
 function lock(dir: string): () => void {
   const file = join(dir, 'sync.lock');
@@ -142,7 +180,7 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
   }
   const getMeta = sqlite.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
   const setMeta = sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
-  const object = sqlite.prepare<[string], ObjectRow>(`SELECT *, ${EXPORTED_VALUES} AS exported FROM objects WHERE anchor = ?`);
+  const object = sqlite.prepare<[string], ObjectRow>(`SELECT *, ${EXPORTED_VALUES} AS exported FROM objects_full WHERE anchor = ?`);
   const runs = sqlite.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY id DESC LIMIT ?');
   const runErrors = sqlite.prepare('UPDATE runs SET errors = ? WHERE id = ?');
   const prune = sqlite.prepare('DELETE FROM runs WHERE started_at < ? AND id < (SELECT max(id) FROM runs)');

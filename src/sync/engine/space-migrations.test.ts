@@ -1,0 +1,66 @@
+// Connector-space migration 0006 (the imported and desired values out of `objects`) keeps what a
+// space made before it holds, both ways: state, imported attributes, desired and exported
+// values; and an object's values go with it when it is deleted.
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { migrationProvider } from './migrations/index.ts';
+
+let sqlite: SQLite.Database | undefined;
+let db: Kysely<unknown> | undefined;
+afterEach(async () => db?.destroy());
+
+const cols = 'anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, imported, has_refs, dirty, desired, desired_hash, exported, exported_hash, cloud_id, unresolved';
+const rows = [
+  // Exported, with a pending change (the exported values kept beside the new desired ones).
+  ['a1', 'user', 'CN=A,DC=x', 'cn=a,dc=x', 1, null, 1, 7, 'h1', '{"cn":["A"]}', 1, 0, '{"displayName":"A2"}', 'd2', '{"displayName":"A"}', 'd1', 'id-a', null],
+  // Computed, never exported.
+  ['b2', 'group', 'CN=B,DC=x', 'cn=b,dc=x', 1, null, 1, 7, 'h2', '{"cn":["B"]}', 1, 0, '{"displayName":"B"}', 'd3', null, null, null, '["a1"]'],
+  // Out of scope: no attributes, no values.
+  ['c3', 'user', 'CN=C,DC=y', 'cn=c,dc=y', 0, 'outside the included OUs', 1, 7, '', null, 0, 0, null, null, null, null, null, null],
+] as const;
+
+async function seeded() {
+  sqlite = new SQLite(':memory:');
+  db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  expect((await migrator.migrateTo('0005-dn-covering-index')).error).toBeUndefined();
+  const insert = sqlite.prepare(`INSERT INTO objects (${cols}) VALUES (${cols.split(', ').map(() => '?').join(', ')})`);
+  for (const r of rows) insert.run(...r);
+  return { sqlite, migrator };
+}
+
+const whole = (s: SQLite.Database, from: string) => s.prepare(`SELECT ${cols} FROM ${from} ORDER BY anchor`).all();
+
+describe('connector-space migration 0006', () => {
+  it('moves imported and desired values into their own tables and back, keeping every value', async () => {
+    const { sqlite, migrator } = await seeded();
+    const before = whole(sqlite, 'objects');
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    // The state row holds no values; the view shows the object whole, as before.
+    const columns = (sqlite.prepare("SELECT name FROM pragma_table_info('objects')").all() as { name: string }[]).map((c) => c.name);
+    expect(columns).not.toContain('imported');
+    expect(columns).not.toContain('desired');
+    expect(whole(sqlite, 'objects_full')).toEqual(before);
+    expect(sqlite.prepare('SELECT count(*) AS n FROM object_imports').get()).toEqual({ n: 2 });
+    expect(sqlite.prepare('SELECT count(*) AS n FROM object_values').get()).toEqual({ n: 2 });
+    // The sync step's and the export's reads use the partial indexes.
+    const plan = (q: string) => (sqlite.prepare(`EXPLAIN QUERY PLAN ${q}`).all() as { detail: string }[]).map((r) => r.detail).join(' ');
+    expect(plan("SELECT id FROM objects WHERE dirty = 1 AND type = 'user' ORDER BY dn_key, anchor")).toMatch(/INDEX objects_dirty/);
+    expect(plan("SELECT id FROM objects WHERE type = 'user' AND present = 1 AND in_scope = 1 AND desired_hash IS NOT NULL AND exported_hash IS NOT desired_hash ORDER BY dn_key, anchor")).toMatch(/INDEX objects_pending_upserts/);
+
+    expect((await migrator.migrateTo('0005-dn-covering-index')).error).toBeUndefined();
+    expect(whole(sqlite, 'objects')).toEqual(before);
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    expect(whole(sqlite, 'objects_full')).toEqual(before);
+  });
+
+  it('drops an object\'s imported attributes and values with it', async () => {
+    const { sqlite, migrator } = await seeded();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    sqlite.prepare("DELETE FROM objects WHERE anchor = 'a1'").run();
+    expect(sqlite.prepare('SELECT count(*) AS n FROM object_imports').get()).toEqual({ n: 1 });
+    expect(sqlite.prepare('SELECT count(*) AS n FROM object_values').get()).toEqual({ n: 1 });
+    expect(whole(sqlite, 'objects_full').map((r) => (r as { anchor: string }).anchor)).toEqual(['b2', 'c3']);
+  });
+});
