@@ -1,6 +1,7 @@
 // The `source` and `target` sections of the one YAML config file, shared by the sync agent
 // (src/sync/config.ts) and the AD preparation tooling (src/shared/ldap/ldap-config.ts).
 import { z } from 'zod';
+import { MAX_SYNC_BATCH } from '../cloud/sync/sync-wire.ts';
 
 export const dnList = z.array(z.string().min(1));
 
@@ -50,7 +51,7 @@ export const targetSchema = z
     /** PEM file of a private CA to trust when the cloud directory serves HTTPS with its own certificate. Default: system CAs. */
     caFile: z.string().min(1).optional(),
     /** Objects per export batch, 1-2000 (the cloud's limit): each is one cloud transaction, and larger ones write the indexes fewer times. */
-    batchSize: z.number().int().min(1).max(2000).default(2000),
+    batchSize: z.number().int().min(1).max(MAX_SYNC_BATCH).default(MAX_SYNC_BATCH),
   })
   .strict();
 

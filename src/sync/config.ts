@@ -150,7 +150,7 @@ export const ENV_OVERRIDES: readonly { env: string; path: string; kind: 'string'
   { env: 'NIMBUS_TARGET_CLIENT_SECRET_FILE', path: 'target.clientSecretFile', kind: 'string', doc: 'file with the client secret' },
   { env: 'NIMBUS_TARGET_CLIENT_SECRET', path: 'target.clientSecret', kind: 'secret', doc: 'the client secret itself (wins over the file)' },
   { env: 'NIMBUS_TARGET_CA_FILE', path: 'target.caFile', kind: 'string', doc: 'PEM CA to trust for HTTPS' },
-  { env: 'NIMBUS_TARGET_BATCH_SIZE', path: 'target.batchSize', kind: 'number', doc: 'objects per export batch (<= 2000)' },
+  { env: 'NIMBUS_TARGET_BATCH_SIZE', path: 'target.batchSize', kind: 'number', doc: 'objects per export batch (<= 5000)' },
   { env: 'NIMBUS_SYNC_INTERVAL', path: 'sync.interval', kind: 'string', doc: 'cycle interval, e.g. 60s' },
   { env: 'NIMBUS_SYNC_DELETION_THRESHOLD', path: 'sync.deletionThreshold', kind: 'string', doc: 'max deletes per run: a number (500) or a percentage of the exported objects (5%)' },
   { env: 'NIMBUS_SYNC_STAGING', path: 'sync.staging', kind: 'boolean', doc: 'true/false' },

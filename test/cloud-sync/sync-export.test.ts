@@ -266,9 +266,20 @@ describe('exports', () => {
     const unknown = await exportObjects([user(anchor(), { userPrincipalName: 'ok@fabrikam.com', favouriteColour: 'blue' })]);
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('favouriteColour');
-    const tooMany = await exportObjects(Array.from({ length: 2001 }, (_, i) => ({ op: 'delete', type: 'user', sourceAnchor: Buffer.from(`gone-${i}`).toString('base64') })));
+    const tooMany = await exportObjects(Array.from({ length: 5001 }, (_, i) => ({ op: 'delete', type: 'user', sourceAnchor: Buffer.from(`gone-${i}`).toString('base64') })));
     expect(tooMany.status).toBe(400);
-    expect(tooMany.body.error.message).toContain('at most 2000 objects (got 2001)');
+    expect(tooMany.body.error.message).toContain('at most 5000 objects (got 5001)');
+  });
+
+  it('takes batch bodies up to 16 MB (Graph keeps 4 MB) and refuses larger ones with a 413 naming the limit', async () => {
+    // 6 MB: read and validated (the bad item is reported), not refused for its size.
+    const padded = (n: number, size: number) => Array.from({ length: n }, (_, i) => user(anchor(), { userPrincipalName: `p${i}@fabrikam.com`, streetAddress: 'x'.repeat(size) }));
+    const six = await exportObjects([...padded(5000, 1000), { op: 'upsert', type: 'user', sourceAnchor: 'not base64!', attributes: {} }].slice(-5000));
+    expect(six.status).toBe(400);
+    expect(six.body.error.message).toContain('sourceAnchor');
+    const big = await exportObjects(padded(5000, 3500));
+    expect(big.status).toBe(413);
+    expect(big.body.error.message).toContain('16 MB');
   });
 });
 

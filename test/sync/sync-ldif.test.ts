@@ -9,6 +9,7 @@ import { guidToBytes } from '../../scripts/lib/ldap.ts';
 import { dnOf, type DirectoryModel, type DirUser } from '../../scripts/generator/model.ts';
 import type { Manifest, ManifestEntry } from '../../scripts/generator/manifest.ts';
 import { cliActor } from '../../src/cloud/services/context.ts';
+import { MAX_SYNC_BATCH } from '../../src/cloud/sync/sync-wire.ts';
 import { GLOBAL_ADMIN } from '../../src/cloud/services/directory.ts';
 import { openSyncAgent, type SyncAgent } from '../../src/sync/agent.ts';
 import type { SyncConfig } from '../../src/sync/config.ts';
@@ -118,7 +119,8 @@ describe('full sync from an AD LDIF export', () => {
     expect(r.counts.adds + r.counts.updates + r.counts.unchanged).toBe(r.counts.inScope);
     // Managers go first, in their own batches; then the other users; then groups.
     const managers = new Set(withManager.map((u) => u.managerKey));
-    expect(r.counts.batches).toBe(Math.ceil(managers.size / 2000) + Math.ceil((inScopeUsers.length - managers.size) / 2000) + Math.ceil(model.groupList.length / 2000));
+    const per = MAX_SYNC_BATCH;
+    expect(r.counts.batches).toBe(Math.ceil(managers.size / per) + Math.ceil((inScopeUsers.length - managers.size) / per) + Math.ceil(model.groupList.length / per));
   });
 
   it('maps the attributes of an ordinary user, including manager and on-premises values', async () => {

@@ -31,7 +31,7 @@ export function graphErrorHandler(err: FastifyError | NimbusError | Error, req: 
     return sendGraphError(req, reply, err.status, err.code, err.message, extra);
   }
   const fe = err as FastifyError;
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendGraphError(req, reply, 413, 'Request_EntityTooLarge', 'The request body is larger than the 4 MB limit. Send fewer objects per request.');
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendGraphError(req, reply, 413, 'Request_EntityTooLarge', `The request body is larger than this endpoint accepts (${req.routeOptions.bodyLimit !== undefined ? Math.round(req.routeOptions.bodyLimit / 1048576) : 4} MB). Send fewer objects per request.`);
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendGraphError(req, reply, 415, 'Request_UnsupportedMediaType', `Unsupported Content-Type '${req.headers['content-type'] ?? ''}'. Send application/json.`);
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500)
     return sendGraphError(req, reply, fe.statusCode, 'Request_BadRequest', `The request could not be read: ${fe.message}`);

@@ -5,12 +5,13 @@ import { badRequest } from '../../shared/errors.ts';
 import { actorOf, baseUrl, sendCollection, sendEntity } from '../graph/http.ts';
 import type { Services } from '../services/index.ts';
 import { syncControlRoutes } from './sync-control-routes.ts';
+import { MAX_SYNC_BODY_BYTES } from './sync-wire.ts';
 
 export function syncRoutes(app: FastifyInstance, svc: Services) {
   const base = (req: Parameters<typeof baseUrl>[0]) => baseUrl(req, svc.config.publicUrl);
 
   /** POST /sync/v1/objects {"objects": [...]} -> {"results": [...], "counts": {...}} */
-  app.post('/sync/v1/objects', async (req, reply) => {
+  app.post('/sync/v1/objects', { bodyLimit: MAX_SYNC_BODY_BYTES }, async (req, reply) => {
     const actor = actorOf(req);
     const items = svc.sync.parseBatch(req.body);
     const results = await svc.sync.apply(actor, items);

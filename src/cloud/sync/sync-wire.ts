@@ -86,7 +86,15 @@ export function parseItem(o: unknown): { ok: true; item: SyncItem } | { ok: fals
 export type SyncUserAttributes = z.infer<typeof syncUserAttributes>;
 export type SyncGroupAttributes = z.infer<typeof syncGroupAttributes>;
 
-export const MAX_SYNC_BATCH = 2000;
+/**
+ * Objects per sync batch. Each batch is one transaction in the cloud, and a commit writes every
+ * page the batch dirtied in the tenant's indexes: at 100k users, batches of 5000 took the
+ * cloud's part of a first sync from 33 s to 26 s against batches of 2000 (10000 gained nothing more).
+ */
+export const MAX_SYNC_BATCH = 5000;
+
+/** Largest request body of POST /sync/v1/objects (Graph requests keep the 4 MB limit). */
+export const MAX_SYNC_BODY_BYTES = 16 * 1024 * 1024;
 
 /** Objects listed in one run report (pending deletes, pending exports, deletes made); the total says how many there are. */
 export const MAX_REPORTED_OBJECTS = 1000;

@@ -10,7 +10,7 @@ export interface Exporter {
   readonly identity: string;
   /** Fails with a SyncError when exports cannot work (unreachable, bad credentials, sync not activated). */
   check(): Promise<void>;
-  /** Applies one batch (<= 2000); one result per item, in order. Throws SyncError only for whole-batch failures. */
+  /** Applies one batch (<= MAX_SYNC_BATCH, 5000); one result per item, in order. Throws SyncError only for whole-batch failures. */
   export(items: SyncItem[]): Promise<SyncResult[]>;
   /** Tells the cloud directory about a run (at its start and its end), for the portal. */
   reportRun?(run: SyncRunReport): Promise<void>;

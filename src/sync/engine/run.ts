@@ -4,7 +4,7 @@
 // progress, so a killed run and a rerun reach the same end state.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
-import { MAX_SYNC_BATCH, syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
+import { MAX_SYNC_BATCH, MAX_SYNC_BODY_BYTES, syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import type { DeletionThreshold } from '../config.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
@@ -27,7 +27,7 @@ export interface Engine {
   deletionThreshold: DeletionThreshold;
   /** Staging mode (sync.staging): import and sync, export nothing. RunOptions.staging overrides it. */
   staging?: boolean;
-  /** Objects per export batch, <= MAX_SYNC_BATCH (2000). */
+  /** Objects per export batch, <= MAX_SYNC_BATCH (5000). */
   batchSize: number;
   now?: () => Date;
 }
@@ -158,8 +158,8 @@ function committer(db: Database) {
   };
 }
 const MAX_ERRORS = 1000;
-/** Stay under the cloud's 4 MB request body limit with room for JSON framing. */
-const MAX_BATCH_BYTES = 3 * 1024 * 1024;
+/** Stay under the cloud's request body limit with room for JSON framing. */
+const MAX_BATCH_BYTES = (MAX_SYNC_BODY_BYTES * 3) / 4;
 
 function anchorOf(e: SourceEntry): string | undefined {
   const v = first(e, 'mS-DS-ConsistencyGuid') ?? first(e, 'objectGUID');
