@@ -63,6 +63,10 @@ interface Figures {
   seconds: number;
   objectsPerSecond: number;
   peakRssMB: number;
+  /** User + system CPU of the process (the agent's alone over HTTP): more than `seconds` means both cores worked. */
+  cpuSeconds: number;
+  /** Over HTTP: the cloud directory's CPU (the parent process) during the run. */
+  cloudCpuSeconds?: number;
   phases: Partial<Record<Phase, number>>;
   counts: unknown;
   status: string;
@@ -91,13 +95,14 @@ async function child(mode: 'inprocess' | 'http'): Promise<void> {
     exporter = await createInProcessExporter(cloud.svc, 'bench');
   }
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const agent = await openSyncAgent(agentConfig, exporter ? { exporter } : {});
   const r = await agent.run({ onProgress });
   await agent.close();
   const seconds = (performance.now() - start) / 1000;
   if (current) phases[current] = (phases[current] ?? 0) + (performance.now() - at) / 1000;
   const objects = r.counts.adds + r.counts.updates + r.counts.unchanged;
-  const out: Figures = { mode, seconds, objectsPerSecond: Math.round(objects / seconds), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024), phases, counts: r.counts, status: r.status };
+  const out: Figures = { mode, seconds, objectsPerSecond: Math.round(objects / seconds), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024), cpuSeconds: Number(((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6).toFixed(1)), phases, counts: r.counts, status: r.status };
   await cloud?.close();
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -133,9 +138,11 @@ async function main(): Promise<void> {
     const tenant = await syncTenant(cloud, 'bench');
     const { file } = await writeConfig(dir, cloud, tenant, { ldif, sync: { dataDir: './agent-http' } });
     try {
+      const cpu0 = process.cpuUsage();
       // execFile, not execFileSync: that would block this process's event loop, and with it the HTTP server.
       const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', SELF, '--child', 'http', '--config', file, '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20 });
-      return JSON.parse(stdout.trim().split('\n').pop()!) as Figures;
+      const cpu = process.cpuUsage(cpu0);
+      return { ...(JSON.parse(stdout.trim().split('\n').pop()!) as Figures), cloudCpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)) };
     } finally {
       await cloud.close();
     }
@@ -145,7 +152,7 @@ async function main(): Promise<void> {
   if (values.only !== 'inprocess') results.push(await overHttp());
 
   const record = { at: new Date().toISOString(), node: process.version, cpus: os.cpus().length, users, groups, entries: total, results };
-  for (const r of results) console.log(`${r.mode.padEnd(9)} ${r.status}: ${r.seconds.toFixed(1)} s, ${r.objectsPerSecond} objects/s, peak RSS ${r.peakRssMB} MB, phases ${JSON.stringify(Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
+  for (const r of results) console.log(`${r.mode.padEnd(9)} ${r.status}: ${r.seconds.toFixed(1)} s, ${r.objectsPerSecond} objects/s, CPU ${r.cpuSeconds} s${r.cloudCpuSeconds !== undefined ? ` (+ cloud ${r.cloudCpuSeconds} s)` : ''}, peak RSS ${r.peakRssMB} MB, phases ${JSON.stringify(Object.fromEntries(Object.entries(r.phases).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
   mkdirSync(path.dirname(RESULTS), { recursive: true });
   appendFileSync(RESULTS, `${JSON.stringify(record)}\n`);
   if (!values.keep) rmSync(dir, { recursive: true, force: true });

@@ -29,7 +29,7 @@ describe('sync config', () => {
     const dir = setup(ISSUE_SHAPE);
     const c = loadSyncConfig({ cwd: dir, env: {} });
     expect(c.source).toMatchObject({ type: 'ad', url: 'ldap://127.0.0.1:389', include: ['OU=Sales,DC=corp,DC=example,DC=com'], exclude: [], passwordFile: join(dir, 'ad.pw') });
-    expect(c.target).toMatchObject({ type: 'nimbus', tenant: 'contoso', batchSize: 2000 });
+    expect(c.target).toMatchObject({ type: 'nimbus', tenant: 'contoso', batchSize: 5000 });
     expect(c.sync).toMatchObject({ interval: 60_000, deletionThreshold: 500, staging: false, dataDir: join(dir, '.nimbus-agent'), runRetention: 7 * 86_400_000 });
     expect(c.secrets.sourcePassword!.reveal()).toBe('P@ssw0rd!');
     expect(c.secrets.clientSecret!.reveal()).toBe('s3cret-value');

@@ -11,7 +11,7 @@ import { SyncError, type SyncErrorCode } from '../errors.ts';
 import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
-import { first, normalizeDn, objectTypeOf, scopeOf, values, type ObjectType, type ScopeRules } from './scope.ts';
+import { first, normalizeDn, objectTypeOf, scopeOf, text, values, type ObjectType, type ScopeRules } from './scope.ts';
 import { importWriter, PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
@@ -139,6 +139,9 @@ const hash = (s: string) => createHash('sha1').update(s).digest('base64');
  * which the rerun does again (the export is idempotent by source anchor).
  */
 const COMMIT_EVERY = 20_000;
+
+/** Export batches at the cloud at once (see exportAll). */
+const EXPORTS_IN_FLIGHT = 2;
 
 /** Groups small writes into one transaction per COMMIT_EVERY objects. */
 function committer(db: Database) {
@@ -288,12 +291,35 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     const rulesChanged = space.getMeta('rules') !== mapper.fingerprint;
     if (opts.full || rulesChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1').run();
     else if (topologyChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1 AND has_refs = 1').run();
-    await syncAll(engine, fail, (n) => progress('sync', n), now);
-    space.setMeta('rules', mapper.fingerprint);
-
+    // Deletes are known once the import is (the sync step does not change them): a run that
+    // exports runs its export beside the sync step, sending what is computed while it computes
+    // the rest; a staging run or one the threshold stops only computes.
     const withheld = 'Some source entries could not be read, so deletions were not computed in this run; fix them and run again.';
     const deleteCount = (db.prepare(`SELECT count(*) AS n FROM objects WHERE ${PENDING_DELETES}`).get() as { n: number }).n;
     const threshold = deleteCount > 0 ? deletionLimit(engine) : { limit: 0, text: '' };
+    const stopped = deleteCount > threshold.limit && !opts.allowDeletes;
+    const deleted: PendingDelete[] = [];
+    if (staging || stopped) await syncAll(engine, fail, (n) => progress('sync', n), now);
+    else {
+      const frontier = new SyncFrontier();
+      const stop = { requested: false };
+      let exporting = false;
+      const computing = syncAll(engine, fail, (n) => !exporting && progress('sync', n), now, frontier, stop);
+      try {
+        await exportAll(engine, opts, counts, fail, (n, total) => {
+          if (!exporting) startPhase('export');
+          exporting = true;
+          progress('export', n, total);
+        }, now, deleted, frontier);
+      } catch (err) {
+        stop.requested = true;
+        await computing.catch(() => undefined);
+        throw err;
+      }
+      await computing;
+      progress('export', counts.adds + counts.updates + counts.deletes + counts.unchanged, undefined, true);
+    }
+    space.setMeta('rules', mapper.fingerprint);
 
     // ---- staging: everything is computed; the pending exports stay for `nimbus sync pending`.
     if (staging) {
@@ -308,9 +334,9 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
       return finish('staged', { ...(deletesWithheld ? { deletesWithheld } : {}), message: notes.join(' ') });
     }
 
-    // ---- export
-    startPhase('export');
-    if (deleteCount > threshold.limit && !opts.allowDeletes) {
+    // ---- export (done above, beside the sync step), unless the deletion threshold stops it
+    if (stopped) {
+      startPhase('export');
       const pendingDeletes: PendingDelete[] = [];
       for (const r of db.prepare(`SELECT anchor, type, dn, present FROM objects WHERE ${PENDING_DELETES} ORDER BY dn`).iterate() as IterableIterator<Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>)
         pendingDeletes.push({ anchor: r.anchor, type: r.type, dn: r.dn, reason: r.present ? 'out-of-scope' : 'deleted-in-source' });
@@ -321,9 +347,6 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
         message: `This run would delete ${deleteCount} objects in the cloud, more than sync.deletionThreshold (${threshold.text}); nothing was exported. Check the list; if the deletions are intended, run \`nimbus sync --allow-deletes\` once (or allow them in the portal), or raise sync.deletionThreshold (NIMBUS_SYNC_DELETION_THRESHOLD).`,
       });
     }
-    const deleted: PendingDelete[] = [];
-    await exportAll(engine, opts, counts, fail, (n, total) => progress('export', n, total), now, deleted);
-    progress('export', counts.adds + counts.updates + counts.deletes + counts.unchanged, undefined, true);
     const status: RunStatus = counts.errors > 0 ? 'completed-with-errors' : 'success';
     const allowed = opts.allowDeletes && deleteCount > threshold.limit ? `Deletion threshold lifted for this run: ${counts.deletes} objects deleted (more than sync.deletionThreshold ${threshold.text}).` : undefined;
     const message = [allowed, deletesWithheld ? withheld : undefined].filter(Boolean).join(' ');
@@ -353,6 +376,8 @@ async function importAll(
   let topologyChanged = false;
   let unreadable = 0;
   let seenInScope = 0;
+  // DN keys of the users this import's users name as their manager (export_first).
+  const managerKeys = new Set<string>();
   let inTx = 0;
   // Commit after the first 1000 entries, then every COMMIT_EVERY: bounded work lost on a crash,
   // and few commits (each one writes every page it dirtied, and new anchors and DNs land all
@@ -390,7 +415,9 @@ async function importAll(
           // Out-of-scope objects keep no attributes: scope is re-evaluated on every import anyway.
           const staged = inScope ? JSON.stringify(stage(item).attrs) : null;
           const h = staged ? hash(`${type}\n${item.dn}\n${staged}`) : '';
-          const hasRefs = type === 'group' || values(item, 'manager').length > 0 ? 1 : 0;
+          const managers = values(item, 'manager');
+          const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
+          if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
           const dnKey = normalizeDn(item.dn);
           if (!prev) {
             write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs);
@@ -423,6 +450,7 @@ async function importAll(
   if (unreadable > 0) {
     // Entries that could not be read would not come back in a delta: the next run is full again.
     engine.space.setMeta(WATERMARK_KEY, '');
+    rememberManagers(db, managerKeys);
     return { topologyChanged, deletesWithheld: true };
   }
   const wm = engine.connector.fullImportWatermark?.();
@@ -433,9 +461,21 @@ async function importAll(
     db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();
     // The delta watermark, in the same commit as the state it describes.
     engine.space.setMeta(WATERMARK_KEY, wm === undefined ? '' : JSON.stringify({ source: engine.connector.identity, scope: scopeFingerprint(engine.scope), watermark: wm }));
+    rememberManagers(db, managerKeys);
     return n;
   })();
   return { topologyChanged: topologyChanged || gone > 0, deletesWithheld: false };
+}
+
+/**
+ * Users named as a manager by the users an import read go into export_first (migration 0004):
+ * the sync step computes them first and the export sends them first, top of each chain first,
+ * so their reports find them in the cloud instead of waiting there. (An override of the
+ * manager flow in mapping.user may name others; they are then exported in DN order.)
+ */
+function rememberManagers(db: Database, keys: ReadonlySet<string>): void {
+  if (keys.size === 0) return;
+  db.prepare("INSERT OR IGNORE INTO export_first (anchor) SELECT o.anchor FROM json_each(?) j JOIN objects o ON o.dn_key = j.value WHERE o.type = 'user' AND o.in_scope = 1 AND o.present = 1").run(JSON.stringify([...keys]));
 }
 
 // ---------------------------------------------------------------- delta import
@@ -565,6 +605,7 @@ async function importDelta(
   const moved = new Map<string, string>();
   // DN keys of objects that appeared, disappeared or changed scope: their referrers are recomputed.
   const touched = new Set<string>();
+  const managerKeys = new Set<string>();
 
   const upsert = (entry: SourceEntry, anchor: string, prev: Prev | undefined) => {
     const type = objectTypeOf(entry);
@@ -581,7 +622,9 @@ async function importDelta(
     counts[inScope ? 'inScope' : 'outOfScope']++;
     const staged = inScope ? JSON.stringify(stage(entry).attrs) : null;
     const h = staged ? hash(`${type}\n${entry.dn}\n${staged}`) : '';
-    const hasRefs = type === 'group' || values(entry, 'manager').length > 0 ? 1 : 0;
+    const managers = values(entry, 'manager');
+    const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
+    if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
     if (!prev) {
       write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs);
       if (inScope) touched.add(normalizeDn(entry.dn));
@@ -654,6 +697,7 @@ async function importDelta(
       for (const r of rows) if (!live.has(r.guid) && gone.run(r.anchor).changes > 0) touched.add(normalizeDn(r.dn));
     }
     if (moved.size || touched.size) refreshReferences(engine, moved, touched);
+    rememberManagers(db, managerKeys);
     engine.space.setMeta(WATERMARK_KEY, JSON.stringify({ source: engine.connector.identity, scope: scopeFingerprint(engine.scope), watermark: delta.watermark() }));
     db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();
     db.exec('COMMIT');
@@ -668,18 +712,56 @@ async function importDelta(
 // ---------------------------------------------------------------- sync
 
 /**
- * Computes the desired values of every dirty object, and records the users they name as a
- * manager in export_first (migration 0004), in the same transactions.
+ * How far the sync step got, for the export that runs beside it. The sync step computes the
+ * users in export_first (stage 0), then the other users and then the groups in DN order (stages
+ * 1 and 2, `key` the last (dn_key, anchor) computed); everything before the frontier may be
+ * exported, nothing after it yet.
  */
-async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n: number) => void, now: () => Date): Promise<void> {
+export class SyncFrontier {
+  stage = 0;
+  key: [string, string] | null = null;
+  private waiters: (() => void)[] = [];
+  private failure: { error: unknown } | undefined;
+
+  advance(stage: number, key: [string, string] | null): void {
+    this.stage = stage;
+    this.key = key;
+    this.wake();
+  }
+
+  /** The sync step failed: the export stops waiting. */
+  fail(error: unknown): void {
+    this.failure = { error };
+    this.wake();
+  }
+
+  /** Resolves at the next advance (throws the sync step's error if it failed). */
+  async changed(): Promise<void> {
+    if (!this.failure) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (this.failure) throw this.failure.error;
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** The last stage of the sync step: everything is computed. */
+const SYNC_DONE = 3;
+
+/**
+ * Computes the desired values of every dirty object, in export order: the users named as a
+ * manager (export_first), then the other users, then the groups, by DN (so new object_values
+ * rows are appended in the order the export reads them). With a frontier, it tells the export
+ * after each chunk and lets it run (the export's batches go out while the next chunk is
+ * computed); `stop.requested` ends it between chunks.
+ */
+async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n: number) => void, now: () => Date, frontier?: SyncFrontier, stop?: { requested: boolean }): Promise<void> {
   const db = engine.space.sqlite;
-  const exportFirst = db.prepare('INSERT OR IGNORE INTO export_first (anchor) SELECT value FROM json_each(?)');
-  // In export order (users, then groups, by DN: objects_dirty, migration 0006), so that new
-  // object_values rows are appended in the order the export reads them.
-  type Dirty = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'values_id' | 'desired_hash' | 'exported_hash' | 'imported'>;
-  const dirty = db.prepare<[ObjectType], Dirty>(
-    'SELECT o.id, o.anchor, o.type, o.dn, o.values_id, o.desired_hash, o.exported_hash, i.imported FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000',
-  );
+  type Dirty = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'dn_key' | 'values_id' | 'desired_hash' | 'exported_hash' | 'imported'>;
+  const COLUMNS = 'o.id, o.anchor, o.type, o.dn, o.dn_key, o.values_id, o.desired_hash, o.exported_hash, i.imported';
+  const managers = db.prepare<[], Dirty>(`SELECT ${COLUMNS} FROM export_first f JOIN objects o ON o.anchor = f.anchor LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 LIMIT 2000`);
+  const byType = db.prepare<[ObjectType], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000`);
   const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
   // A group's members in one statement (a JSON array of DN keys in, anchors out in member
   // order): one call per group instead of one per member, 100k for an all-users group.
@@ -700,51 +782,64 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   };
   const resolve = (dn: string) => byDn.get(normalizeDn(dn));
   const commits = committer(db);
+  const stages = [() => managers.all(), () => byType.all('user'), () => byType.all('group')];
   let done = 0;
-  for (const type of ['user', 'group'] as const) for (;;) {
-    const rows = dirty.all(type);
-    if (rows.length === 0) break;
-    const out: { row: Dirty; desired?: string; error?: string }[] = [];
-    const managers: string[] = [];
-    for (const r of rows) {
-      try {
-        const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? '{}') as Record<string, string[]> };
-        const m = await engine.mapper.map(r.type, staged);
-        const a = m.attributes;
-        if (r.type === 'user') {
-          a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
-          if (a.manager) managers.push(a.manager as string);
-        } else {
-          // Members out of scope or unknown are left out, as AD Connect does.
-          const anchors: string[] = [];
-          for (const x of byDns.all(JSON.stringify((m.members ?? []).map(normalizeDn)))) if (x && x !== r.anchor) anchors.push(x);
-          a.members = anchors;
+  try {
+    for (const [stage, next] of stages.entries()) {
+      frontier?.advance(stage, null);
+      for (;;) {
+        if (stop?.requested) return;
+        const rows = next();
+        if (rows.length === 0) break;
+        const out: { row: Dirty; desired?: string; error?: string }[] = [];
+        for (const r of rows) {
+          try {
+            const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? '{}') as Record<string, string[]> };
+            const m = await engine.mapper.map(r.type, staged);
+            const a = m.attributes;
+            if (r.type === 'user') a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
+            else {
+              // Members out of scope or unknown are left out, as AD Connect does.
+              const anchors: string[] = [];
+              for (const x of byDns.all(JSON.stringify((m.members ?? []).map(normalizeDn)))) if (x && x !== r.anchor) anchors.push(x);
+              a.members = anchors;
+            }
+            const parsed = (r.type === 'user' ? syncUserAttributes : syncGroupAttributes).safeParse(a);
+            if (!parsed.success) {
+              const i = parsed.error.issues[0]!;
+              throw new Error(`attribute ${i.path.join('.')}: ${i.message}. Fix the value in the source or override the flow in mapping.${r.type}`);
+            }
+            // The schema's output has the cloud's key order, so in-process and HTTP exports send
+            // byte-identical attributes (the cloud compares its stored copy as text).
+            out.push({ row: r, desired: JSON.stringify(parsed.data) });
+          } catch (err) {
+            out.push({ row: r, error: (err as Error).message });
+          }
         }
-        const parsed = (r.type === 'user' ? syncUserAttributes : syncGroupAttributes).safeParse(a);
-        if (!parsed.success) {
-          const i = parsed.error.issues[0]!;
-          throw new Error(`attribute ${i.path.join('.')}: ${i.message}. Fix the value in the source or override the flow in mapping.${r.type}`);
+        const at = now().toISOString();
+        commits.write(out.length, () => {
+          for (const o of out) {
+            if (o.desired !== undefined) setDesired(o.row, o.desired, hash(o.desired));
+            else setError.run(o.error!, at, o.row.id);
+          }
+        });
+        for (const o of out) if (o.error) fail({ phase: 'sync', anchor: o.row.anchor, message: o.error });
+        done += rows.length;
+        tick(done);
+        if (frontier) {
+          const last = rows[rows.length - 1]!;
+          frontier.advance(stage, [last.dn_key, last.anchor]);
+          // Let the export take what is computed (and its answers come in) before the next chunk.
+          await new Promise((resolve) => setImmediate(resolve));
         }
-        // The schema's output has the cloud's key order, so in-process and HTTP exports send
-        // byte-identical attributes (the cloud compares its stored copy as text).
-        out.push({ row: r, desired: JSON.stringify(parsed.data) });
-      } catch (err) {
-        out.push({ row: r, error: (err as Error).message });
       }
     }
-    const at = now().toISOString();
-    commits.write(out.length, () => {
-      for (const o of out) {
-        if (o.desired !== undefined) setDesired(o.row, o.desired, hash(o.desired));
-        else setError.run(o.error!, at, o.row.id);
-      }
-      if (managers.length) exportFirst.run(JSON.stringify(managers));
-    });
-    for (const o of out) if (o.error) fail({ phase: 'sync', anchor: o.row.anchor, message: o.error });
-    done += rows.length;
-    tick(done);
+    commits.commit();
+    frontier?.advance(SYNC_DONE, null);
+  } catch (err) {
+    frontier?.fail(err);
+    throw err;
   }
-  commits.commit();
 }
 
 // ---------------------------------------------------------------- export
@@ -795,7 +890,8 @@ async function exportAll(
   fail: (e: ObjectError) => void,
   tick: (n: number, total: number) => void,
   now: () => Date,
-  deleted: PendingDelete[] = [],
+  deleted: PendingDelete[],
+  frontier: SyncFrontier,
 ): Promise<void> {
   const db = engine.space.sqlite;
   const size = Math.min(MAX_SYNC_BATCH, Math.max(1, engine.batchSize));
@@ -805,6 +901,10 @@ async function exportAll(
   // In DN order (migration 0004 explains why), keyset-paged on (dn_key, anchor).
   const pendingAll = db.prepare<[string, string, string, number], Pending>(
     `SELECT ${PENDING_COLUMNS} FROM objects o JOIN object_values v ON v.id = o.values_id WHERE o.type = ? AND (o.dn_key, o.anchor) > (?, ?) AND ${PENDING_UPSERTS} ORDER BY o.dn_key, o.anchor LIMIT ?`,
+  );
+  // The same, up to where the sync step got.
+  const pendingUpTo = db.prepare<[string, string, string, string, string, number], Pending>(
+    `SELECT ${PENDING_COLUMNS} FROM objects o JOIN object_values v ON v.id = o.values_id WHERE o.type = ? AND (o.dn_key, o.anchor) > (?, ?) AND (o.dn_key, o.anchor) <= (?, ?) AND ${PENDING_UPSERTS} ORDER BY o.dn_key, o.anchor LIMIT ?`,
   );
   const deletes = db.prepare<[string, number], Pick<ObjectRow, 'anchor' | 'type' | 'dn' | 'present'>>(`SELECT anchor, type, dn, present FROM objects WHERE anchor > ? AND ${PENDING_DELETES} ORDER BY anchor LIMIT ?`);
   // `unresolved`: references the cloud holds back until their objects arrive there (it sets
@@ -816,21 +916,48 @@ async function exportAll(
   const dropRow = db.prepare('DELETE FROM objects WHERE anchor = ?');
   const markUnexported = db.prepare('UPDATE objects SET exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
   const dropExportedOf = db.prepare('UPDATE object_values SET exported = NULL WHERE id = (SELECT values_id FROM objects WHERE anchor = ?) AND exported IS NOT NULL');
-  const total = (db.prepare(`SELECT count(*) AS n FROM objects WHERE (${PENDING_UPSERTS}) OR (${PENDING_DELETES})`).get() as { n: number }).n;
+  // Objects still to compute may all become exports.
+  const total = (db.prepare(`SELECT count(*) AS n FROM objects WHERE (${PENDING_UPSERTS}) OR (${PENDING_DELETES}) OR (dirty = 1)`).get() as { n: number }).n;
   // What the cloud confirmed is recorded in few commits; whatever ends the export commits
   // what was recorded (a kill loses the rest, which the next run exports again, unchanged).
   const commits = committer(db);
   let done = 0;
 
+  // Up to EXPORTS_IN_FLIGHT batches at the cloud at once: it applies one while the answer to
+  // the one before is recorded and the next is read (and, beside the sync step, computed).
+  // Answers are recorded as they come; after a failure nothing more is, and the first error ends the export.
+  const inFlight = new Set<Promise<void>>();
+  const state: { failure?: { error: unknown } } = {};
+  const rethrow = () => {
+    if (state.failure) throw state.failure.error;
+  };
   const send = async (items: SyncItem[], record: (results: SyncResult[]) => void) => {
+    rethrow();
     if (opts.signal?.aborted) throw new SyncError('Aborted', 'The run was stopped between export batches; what the cloud confirmed is recorded, the rest is exported by the next run.');
-    const results = await engine.exporter.export(items);
-    if (results.length !== items.length) throw new SyncError('TargetRefused', `The cloud directory answered ${results.length} results for ${items.length} objects; the batch is retried by the next run.`);
-    counts.batches++;
-    await opts.onBatchApplied?.(counts.batches);
-    commits.write(items.length, () => record(results));
-    done += items.length;
-    tick(done, total);
+    const applied = engine.exporter
+      .export(items)
+      .then(async (results) => {
+        if (state.failure) return;
+        if (results.length !== items.length) throw new SyncError('TargetRefused', `The cloud directory answered ${results.length} results for ${items.length} objects; the batch is retried by the next run.`);
+        counts.batches++;
+        await opts.onBatchApplied?.(counts.batches);
+        if (state.failure) return;
+        commits.write(items.length, () => record(results));
+        done += items.length;
+        tick(done, total);
+      })
+      .catch((error: unknown) => {
+        state.failure ??= { error };
+      });
+    inFlight.add(applied);
+    void applied.finally(() => inFlight.delete(applied));
+    while (inFlight.size >= EXPORTS_IN_FLIGHT) await Promise.race(inFlight);
+    rethrow();
+  };
+  /** Waits for every batch sent; throws the first failure. */
+  const drain = async () => {
+    await Promise.all(inFlight);
+    rethrow();
   };
 
   const sendBatch = async (batch: readonly Pending[]) => {
@@ -873,10 +1000,11 @@ async function exportAll(
   };
 
   const exportUpserts = async () => {
-    // Managers first (users named as a manager by this run's sync step), top of the chain
-    // first, each level in DN order: their reports, and managers' managers, then find them in
-    // the cloud instead of waiting there for them. (export_first has only `anchor`: the other
-    // names are the object's.)
+    // Managers first (users named as a manager by the users this run imported), top of the
+    // chain first, each level in DN order: their reports, and managers' managers, then find
+    // them in the cloud instead of waiting there for them. (export_first has only `anchor`: the
+    // other names are the object's.) The sync step computes them first.
+    while (frontier.stage === 0) await frontier.changed();
     const first = managersInOrder(
       db
         .prepare<[], { anchor: string; manager: string | null }>(
@@ -890,17 +1018,26 @@ async function exportAll(
       );
       for (let i = 0; i < first.length; i += size) await sendRows(byAnchors.all(JSON.stringify(first.slice(i, i + size))));
     }
-    // Users before groups: groups name users as members, users name users as managers.
-    for (const type of ['user', 'group'] as const) {
+    // Users before groups: groups name users as members, users name users as managers. Each
+    // up to where the sync step got: whole batches while some are at the cloud, whatever is
+    // ready when none is.
+    for (const [stage, type] of [[1, 'user'], [2, 'group']] as const) {
       let cursor = ['', ''] as [string, string];
       for (;;) {
-        const rows = pendingAll.all(type, cursor[0], cursor[1], size);
-        if (rows.length === 0) break;
-        const last = rows[rows.length - 1]!;
-        cursor = [last.dn_key, last.anchor];
-        await sendRows(rows);
+        const computed = frontier.stage > stage;
+        const bound = computed ? undefined : frontier.stage === stage ? frontier.key : null;
+        const rows = bound === null ? [] : bound === undefined ? pendingAll.all(type, cursor[0], cursor[1], size) : pendingUpTo.all(type, cursor[0], cursor[1], bound[0], bound[1], size);
+        if (rows.length > 0 && (computed || rows.length === size || inFlight.size === 0)) {
+          const last = rows[rows.length - 1]!;
+          cursor = [last.dn_key, last.anchor];
+          await sendRows(rows);
+          continue;
+        }
+        if (computed) break;
+        await frontier.changed();
       }
     }
+    await drain();
     db.prepare('DELETE FROM export_first').run();
   };
 
@@ -945,7 +1082,10 @@ async function exportAll(
         },
       );
     }
+    await drain();
   } finally {
+    // Whatever ends the export, nothing the cloud may still answer is left unawaited.
+    await Promise.all(inFlight);
     // A failed COMMIT leaves the transaction to runSyncOnce's rollback, which the next run repairs.
     try {
       commits.commit();
