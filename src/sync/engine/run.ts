@@ -107,8 +107,12 @@ export interface PendingDelete {
   reason: 'deleted-in-source' | 'out-of-scope';
 }
 
+/** full: a full import with every object recomputed (--full); full-import: a full import; delta: a delta import. */
+export type RunKind = 'full' | 'full-import' | 'delta';
+
 export interface RunReport {
   runId: number;
+  kind: RunKind;
   status: RunStatus;
   startedAt: string;
   endedAt: string;
@@ -183,7 +187,7 @@ function stage(e: SourceEntry): StagedEntry {
 export async function runSync(engine: Engine, opts: RunOptions = {}): Promise<RunReport> {
   const runId = randomUUID();
   const startedAt = (engine.now ? engine.now() : new Date()).toISOString();
-  const kind = opts.full ? 'full' : deltaWatermark(engine, opts) !== undefined ? 'delta' : 'full-import';
+  const kind = runKind(engine, opts);
   const report = async (run: SyncRunReport) => {
     try {
       await engine.exporter.reportRun?.(run);
@@ -239,7 +243,8 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
   };
   // Delta import when the connector can and a complete earlier import left a watermark.
   const watermark = deltaWatermark(engine, opts);
-  const runId = Number(db.prepare('INSERT INTO runs (kind, started_at, status) VALUES (?, ?, ?)').run(opts.full ? 'full' : watermark !== undefined ? 'delta' : 'full-import', started.toISOString(), 'in-progress').lastInsertRowid);
+  const kind = runKind(engine, opts);
+  const runId = Number(db.prepare('INSERT INTO runs (kind, started_at, status) VALUES (?, ?, ?)').run(kind, started.toISOString(), 'in-progress').lastInsertRowid);
   let phaseStart = Date.now();
   let lastTick = 0;
   const progress = (phase: Phase, done: number, total?: number, force = false) => {
@@ -256,7 +261,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
 
   const finish = (status: RunStatus, extra: Partial<RunReport> = {}): RunReport => {
     const ended = now();
-    const report: RunReport = { runId, status, startedAt: started.toISOString(), endedAt: ended.toISOString(), durationMs: ended.getTime() - started.getTime(), counts, errors, ...extra };
+    const report: RunReport = { runId, kind, status, startedAt: started.toISOString(), endedAt: ended.toISOString(), durationMs: ended.getTime() - started.getTime(), counts, errors, ...extra };
     db.prepare('UPDATE runs SET ended_at = ?, status = ?, counts = ?, message = ? WHERE id = ?').run(report.endedAt, status, JSON.stringify(counts), extra.message ?? null, runId);
     return report;
   };
@@ -479,6 +484,8 @@ function rememberManagers(db: Database, keys: ReadonlySet<string>): void {
 }
 
 // ---------------------------------------------------------------- delta import
+
+const runKind = (engine: Engine, opts: RunOptions): RunKind => (opts.full ? 'full' : deltaWatermark(engine, opts) !== undefined ? 'delta' : 'full-import');
 
 /** Connector-space meta key of the saved delta watermark: `{ source, scope, watermark }` as JSON. */
 export const WATERMARK_KEY = 'source.watermark';

@@ -306,7 +306,7 @@ export function startScheduler(o: SchedulerOptions): Scheduler {
           agent ??= await openAgent(config);
           const report = await agent.run({ full, signal: cycleAbort.signal, ...(allowDeletes ? { allowDeletes } : {}) });
           result.report = report;
-          result.kind = agent.space.runs(1)[0]?.kind ?? (full ? 'full' : 'delta');
+          result.kind = report.kind;
           o.metrics.run(result.kind, report);
           const c = report.counts;
           const fields = { runId: report.runId, kind: result.kind, status: report.status, durationMs: report.durationMs, read: c.read, adds: c.adds, updates: c.updates, deletes: c.deletes, unchanged: c.unchanged, errors: c.errors, batches: c.batches, trigger };
