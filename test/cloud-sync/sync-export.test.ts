@@ -188,6 +188,42 @@ describe('exports', () => {
   });
 
 
+  it('a delta round that started before a sync created a group gets its members; later changes come from the change log', async () => {
+    const [u1, u2, grp] = [anchor(), anchor(), anchor()];
+    const users = await exportObjects([user(u1, { userPrincipalName: 'delta1@fabrikam.com' }), user(u2, { userPrincipalName: 'delta2@fabrikam.com' })]);
+    const [id1, id2] = users.body.results.map((r: { id: string }) => r.id);
+    const reader = await t.token('read');
+    const round = async (link: string) => {
+      let next: string | undefined = link;
+      const items: any[] = [];
+      let deltaLink = '';
+      while (next) {
+        const r = await cloud.graph(reader, next.replace(/^https?:\/\/[^/]+/, ''));
+        expect(r.status).toBe(200);
+        items.push(...r.body.value);
+        next = r.body['@odata.nextLink'];
+        deltaLink = r.body['@odata.deltaLink'] ?? deltaLink;
+      }
+      return { items, deltaLink };
+    };
+    const r1 = await round('/v1.0/groups/delta?$select=displayName,members');
+    const created = await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: grp, attributes: { displayName: 'Delta group', securityEnabled: true, members: [u1, u2] } }]);
+    const gid = created.body.results[0].id as string;
+    // The first members went in without change-log rows; the group says from when the log holds its changes.
+    const logged = await cloud.svc.db.selectFrom('membership_changes').select('member_id').where('group_id', '=', gid).execute();
+    expect(logged).toEqual([]);
+    const row = await cloud.svc.db.selectFrom('groups').select(['members_since', 'seq']).where('id', '=', gid).executeTakeFirstOrThrow();
+    expect(row.members_since).toBe(row.seq);
+    const r2 = await round(r1.deltaLink);
+    const g2 = r2.items.find((i) => i.id === gid);
+    expect(g2.displayName).toBe('Delta group');
+    expect(g2['members@delta'].map((m: { id: string }) => m.id).sort()).toEqual([id1, id2].sort());
+    // A removal after that is logged, and a round from after the group's creation reads the log.
+    await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: grp, attributes: { displayName: 'Delta group', securityEnabled: true, members: [u1] } }]);
+    const r3 = await round(r2.deltaLink);
+    expect(r3.items.find((i) => i.id === gid)['members@delta']).toEqual([{ '@odata.type': '#microsoft.graph.user', id: id2, '@removed': { reason: 'deleted' } }]);
+  });
+
   it('sets a manager or a member that arrives in a later batch, without a new export of the referrer', async () => {
     const [report, boss, grp, late, other] = [anchor(), anchor(), anchor(), anchor(), anchor()];
     const first = await exportObjects([

@@ -64,4 +64,24 @@ describe('store migrations', () => {
     await sql`DELETE FROM tenants WHERE id = ${T}`.execute(db);
     expect(await memberships(db)).toEqual([]);
   });
+
+  it('0012 keeps addresses (clustered by key on SQLite) and, going down, writes the change-log rows members_since stood for', async () => {
+    const { db, migrator } = await seeded();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    expect(await tableSql(db, 'addresses')).toMatch(/WITHOUT ROWID/i);
+    await sql`INSERT INTO addresses (tenant_id, address, object_id) VALUES (${T}, 'u0@t.onnimbus.com', ${U[0]}), (${T}, 'u1@t.onnimbus.com', ${U[1]})`.execute(db);
+    await expect(sql`INSERT INTO addresses (tenant_id, address, object_id) VALUES (${T}, 'u0@t.onnimbus.com', ${U[1]})`.execute(db)).rejects.toThrow(/UNIQUE/);
+    const G2 = '01a2114e-0000-7000-8000-000000000009';
+    await sql`INSERT INTO groups (tenant_id, id, seq, created_at, display_name, mail_nickname, proxy_addresses, mail_enabled, security_enabled, group_types, on_prem_provisioning_errors, extra, members_since)
+              VALUES (${T}, ${G2}, 7, '2026-11-25T00:00:00Z', 'G2', 'g2', '[]', 0, 1, '[]', '[]', '{}', 7)`.execute(db);
+    for (const m of U) await sql`INSERT INTO memberships (tenant_id, group_id, member_id, member_type) VALUES (${T}, ${G2}, ${m}, 'user')`.execute(db);
+    const addresses = async () => (await sql`SELECT address, object_id FROM addresses ORDER BY address`.execute(db)).rows;
+    const before = await addresses();
+
+    expect((await migrator.migrateTo('0011-membership-clustering')).error).toBeUndefined();
+    expect(await tableSql(db, 'addresses')).not.toMatch(/WITHOUT ROWID/i);
+    expect(await addresses()).toEqual(before);
+    const log = (await sql`SELECT seq, member_id, removed FROM membership_changes WHERE group_id = ${G2} ORDER BY member_id`.execute(db)).rows;
+    expect(log).toEqual(U.map((m) => ({ seq: 7, member_id: m, removed: 0 })));
+  });
 });

@@ -314,7 +314,7 @@ export async function deltaPage(db: Db, tenantId: string, type: ObjectType, p: D
   const table = tableOf(type);
 
   const after = sql<SqlBool>`(seq > ${st.s} or (seq = ${st.s} and id > ${st.i}))`;
-  const cols = columnsFor(select, ['seq', 'deleted_at']);
+  const cols = columnsFor(select, wantMembers ? ['seq', 'deleted_at', 'members_since'] : ['seq', 'deleted_at']);
   let q = db.selectFrom(table).select(cols.map((c) => sql.ref(c).as(c))).where('tenant_id', '=', tenantId).where(after);
   if (st.init) q = q.where('deleted_at', 'is', null);
   const rows = (await q.orderBy('seq').orderBy('id').limit(p.pageSize + 1).execute()) as Record<string, unknown>[];
@@ -347,7 +347,10 @@ export async function deltaPage(db: Db, tenantId: string, type: ObjectType, p: D
       items.push({ id: e.id, '@removed': { reason: 'changed' } });
     } else {
       const o = toGraph(e.row, select);
-      if (wantMembers) o['members@delta'] = await membersDelta(db, tenantId, e.id, st.init ? null : st.from, Number(e.row.seq));
+      // A round from before the group's members_since (migration 0012) gets its members whole.
+      const since = e.row.members_since === null || e.row.members_since === undefined ? null : Number(e.row.members_since);
+      const from = st.init || (since !== null && st.from < since) ? null : st.from;
+      if (wantMembers) o['members@delta'] = await membersDelta(db, tenantId, e.id, from, Number(e.row.seq));
       items.push(o);
     }
   }

@@ -81,6 +81,11 @@ export interface GroupTable extends DirectoryObjectColumns {
   group_types: string;
   visibility: string | null;
   on_prem_net_bios_name: string | null;
+  /**
+   * Membership changes from this change number on are in membership_changes; a delta round
+   * from before it gets the members whole (migration 0012). Null: every change is logged.
+   */
+  members_since: number | null;
 }
 
 export interface AddressTable {

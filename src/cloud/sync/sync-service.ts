@@ -39,7 +39,9 @@ export function createSyncService(deps: Deps) {
     const seq = { value: 0 };
     /** The running batch's reads (set by applyAll). */
     const batch = { cache: undefined as unknown as BatchCache, upserted: new Set<string>() };
-    return { t, verified, features, released, seq, nextSeq: () => ++seq.value, batch };
+    /** Groups this call created (its first pass); their first members need no change-log rows. */
+    const createdGroups = new Set<string>();
+    return { t, verified, features, released, seq, nextSeq: () => ++seq.value, batch, createdGroups };
   }
   type Ctx = Awaited<ReturnType<typeof context>>;
 
@@ -132,13 +134,16 @@ export function createSyncService(deps: Deps) {
     }
   }
 
-  /** Adds members to a group (one change number), recording the change for delta queries. */
-  async function addMembers(trx: Db, ctx: Ctx, groupId: string, add: readonly (readonly [string, 'user' | 'group'])[], seq: number): Promise<void> {
+  /**
+   * Adds members to a group (one change number), recording the change for delta queries unless
+   * `logged` is false (a new group's first members: its members_since says so instead).
+   */
+  async function addMembers(trx: Db, ctx: Ctx, groupId: string, add: readonly (readonly [string, 'user' | 'group'])[], seq: number, logged = true): Promise<void> {
     const T = ctx.t.id;
-    for (let i = 0; i < add.length; i += 200) {
-      const chunk = add.slice(i, i + 200);
+    for (let i = 0; i < add.length; i += 500) {
+      const chunk = add.slice(i, i + 500);
       await insertRows(trx, 'memberships', chunk.map(([mid, t]) => ({ tenant_id: T, group_id: groupId, member_id: mid, member_type: t })), { ignoreConflicts: true });
-      await insertRows(trx, 'membership_changes', chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: groupId, member_id: mid, member_type: t, removed: 0 })));
+      if (logged) await insertRows(trx, 'membership_changes', chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: groupId, member_id: mid, member_type: t, removed: 0 })));
     }
   }
 
@@ -362,6 +367,7 @@ export function createSyncService(deps: Deps) {
       await writeAddresses(trx, ctx, 'group', anchorValue, id, false, claims, true);
       const seq = ctx.nextSeq();
       await insertRow(trx, 'groups', { ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now });
+      ctx.createdGroups.add(id);
       status = 'created';
     }
     const unresolved: string[] = [];
@@ -380,13 +386,16 @@ export function createSyncService(deps: Deps) {
       const remove = [...have].filter(([mid]) => !want.has(mid));
       if (add.length || remove.length) {
         const seq = ctx.nextSeq();
-        await addMembers(trx, ctx, id, add, seq);
+        // A group this call created gets its first members unlogged: a delta round from before
+        // `seq` reads them whole (members_since), one from after it reads the log.
+        const first = current.length === 0 && ctx.createdGroups.has(id);
+        await addMembers(trx, ctx, id, add, seq, !first);
         for (let i = 0; i < remove.length; i += 200) {
           const chunk = remove.slice(i, i + 200);
           await trx.deleteFrom('memberships').where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', chunk.map(([mid]) => mid)).execute();
           await insertRows(trx, 'membership_changes', chunk.map(([mid, t]) => ({ tenant_id: T, seq, group_id: id, member_id: mid, member_type: t, removed: 1 })));
         }
-        await trx.updateTable('groups').set({ seq, on_prem_last_sync_at: now }).where('tenant_id', '=', T).where('id', '=', id).execute();
+        await trx.updateTable('groups').set({ seq, on_prem_last_sync_at: now, ...(first ? { members_since: seq } : {}) }).where('tenant_id', '=', T).where('id', '=', id).execute();
         if (status === 'unchanged') status = 'updated';
       }
     }
