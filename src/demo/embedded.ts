@@ -11,7 +11,8 @@ import type { Services } from '../cloud/services/index.ts';
 import type { TenantTable } from '../cloud/store/schema.ts';
 import { generatePassword } from '../cloud/services/passwords.ts';
 import { upnProblem } from '../shared/upn.ts';
-import { openSyncAgent, type SyncAgent } from '../sync/agent.ts';
+import type { RunnableAgent } from '../sync/agent.ts';
+import { openSyncAgentThread } from '../sync/agent-thread.ts';
 import { isEntryError } from '../sync/connectors/connector.ts';
 import { createLdifConnector } from '../sync/connectors/ldif/ldif-connector.ts';
 import { configSchema, type SyncConfig } from '../sync/config.ts';
@@ -99,11 +100,13 @@ export async function startDemo(svc: Services, dataDir: string, tenantName: stri
   const config: SyncConfig = { ...raw, file: 'embedded demo', secrets: {} };
   const exporter = await createInProcessExporter(svc, tenant.id);
   // One agent (one connector space) at a time; the scheduler closes it after a failed cycle and opens it again.
-  let current: SyncAgent | undefined;
-  const open = async (): Promise<SyncAgent> => {
-    const a = current ?? (await openSyncAgent(config, { exporter }));
+  // The agent runs on a worker thread of its own and exports through this thread's exporter:
+  // the cloud directory applies a batch here while the engine computes the next one there.
+  let current: RunnableAgent | undefined;
+  const open = async (): Promise<RunnableAgent> => {
+    const a = current ?? (await openSyncAgentThread(config, { exporter }));
     current = a;
-    return { space: a.space, run: (o) => a.run(o), close: async () => { if (current === a) current = undefined; await a.close(); } };
+    return { run: (o) => a.run(o), close: async () => { if (current === a) current = undefined; await a.close(); } };
   };
   lines.push(
     `Demo tenant: ${tenant.name} (id ${tenant.id}); verified domains ${VERIFIED_DOMAIN} and ${tenant.initial_domain}`,

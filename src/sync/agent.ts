@@ -20,6 +20,9 @@ export interface SyncAgent {
   close(): Promise<void>;
 }
 
+/** What runs syncs, wherever the engine lives (this thread, or a worker thread: agent-thread.ts). */
+export type RunnableAgent = Omit<SyncAgent, 'space'>;
+
 function connectorFor(config: SyncConfig): SourceConnector {
   const s = config.source;
   if (s.type === 'ldif') return createLdifConnector({ path: s.path! });

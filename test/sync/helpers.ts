@@ -62,3 +62,19 @@ export async function writeConfig(dir: string, cloud: TestCloud, t: TestTenant, 
   writeFileSync(file, stringify(doc));
   return { file, config: loadSyncConfig({ file, env: {} }) };
 }
+
+/** The tenant's synced objects, independent of ids, random placeholder digits and the tenant's initial domain: compare end states with it. */
+export async function syncedState(cloud: TestCloud, t: TestTenant) {
+  const db = cloud.svc.db;
+  const T = t.tenant.id;
+  const anchorOf = new Map<string, string>();
+  const users = await db.selectFrom('users').selectAll().where('tenant_id', '=', T).where('on_prem_sync_enabled', '=', 1).orderBy('immutable_id').execute();
+  const groups = await db.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('on_prem_sync_enabled', '=', 1).orderBy('immutable_id').execute();
+  for (const o of [...users, ...groups]) anchorOf.set(o.id, o.immutable_id!);
+  const upn = (u: string) => u.replace(t.tenant.initial_domain, 'INITIAL').replace(/\d{4}@INITIAL$/, '####@INITIAL');
+  const members = await db.selectFrom('memberships').selectAll().where('tenant_id', '=', T).execute();
+  return {
+    users: users.map((u) => ({ a: u.immutable_id, upn: upn(u.upn), name: u.display_name, enabled: u.account_enabled, dn: u.on_prem_distinguished_name, mgr: u.manager_id ? anchorOf.get(u.manager_id) : null, deleted: !!u.deleted_at, errors: JSON.parse(u.on_prem_provisioning_errors).length })),
+    groups: groups.map((g) => ({ a: g.immutable_id, name: g.display_name, mail: g.mail_enabled, sec: g.security_enabled, members: members.filter((m) => m.group_id === g.id).map((m) => anchorOf.get(m.member_id)).sort() })),
+  };
+}

@@ -8,7 +8,7 @@ import { openSyncAgent } from '../../src/sync/agent.ts';
 import type { SyncConfig } from '../../src/sync/config.ts';
 import { createInProcessExporter } from '../../src/sync/engine/exporter-inprocess.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
-import { generatedLdif, syncTenant, tempDir, writeConfig } from './helpers.ts';
+import { generatedLdif, syncedState, syncTenant, tempDir, writeConfig } from './helpers.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nimbus.js', import.meta.url));
 // A domain is verified in one tenant only, so each scenario gets its own cloud directory.
@@ -29,21 +29,8 @@ afterAll(async () => {
   for (const c of clouds) await c.close();
 });
 
-/** The tenant's synced objects, independent of ids, random placeholder digits and the tenant's initial domain. */
-async function state(t: TestTenant) {
-  const db = cloud.svc.db;
-  const T = t.tenant.id;
-  const anchorOf = new Map<string, string>();
-  const users = await db.selectFrom('users').selectAll().where('tenant_id', '=', T).where('on_prem_sync_enabled', '=', 1).orderBy('immutable_id').execute();
-  const groups = await db.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('on_prem_sync_enabled', '=', 1).orderBy('immutable_id').execute();
-  for (const o of [...users, ...groups]) anchorOf.set(o.id, o.immutable_id!);
-  const upn = (u: string) => u.replace(t.tenant.initial_domain, 'INITIAL').replace(/\d{4}@INITIAL$/, '####@INITIAL');
-  const members = await db.selectFrom('memberships').selectAll().where('tenant_id', '=', T).execute();
-  return {
-    users: users.map((u) => ({ a: u.immutable_id, upn: upn(u.upn), name: u.display_name, enabled: u.account_enabled, dn: u.on_prem_distinguished_name, mgr: u.manager_id ? anchorOf.get(u.manager_id) : null, deleted: !!u.deleted_at, errors: JSON.parse(u.on_prem_provisioning_errors).length })),
-    groups: groups.map((g) => ({ a: g.immutable_id, name: g.display_name, mail: g.mail_enabled, sec: g.security_enabled, members: members.filter((m) => m.group_id === g.id).map((m) => anchorOf.get(m.member_id)).sort() })),
-  };
-}
+/** The tenant's synced objects (see syncedState). */
+const state = (t: TestTenant) => syncedState(cloud, t);
 
 async function configFor(t: TestTenant, batchSize = 500): Promise<{ file: string; config: SyncConfig }> {
   return writeConfig(tempDir(), cloud, t, { ldif, target: { batchSize } });

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { openSyncAgent, type SyncAgent } from '../agent.ts';
+import { openSyncAgent, type RunnableAgent } from '../agent.ts';
 import type { SyncConfig } from '../config.ts';
 import type { Exporter, LeaseState, SyncRequest } from '../engine/exporter.ts';
 import { httpExporterFor } from '../engine/exporter-http.ts';
@@ -26,8 +26,8 @@ export interface SchedulerOptions {
   reload: () => SyncConfig;
   logger: Logger;
   metrics: AgentMetrics;
-  /** Builds the engine for a config; default openSyncAgent (HTTP exporter). */
-  openAgent?: (config: SyncConfig) => Promise<SyncAgent>;
+  /** Builds the engine for a config; default openSyncAgent (HTTP exporter). Only run and close are used (the run's kind comes from its report). */
+  openAgent?: (config: SyncConfig) => Promise<RunnableAgent>;
   /** The control channel to the cloud (lease, requests); default an HTTP exporter of config.target. */
   openControl?: (config: SyncConfig) => Promise<Exporter> | Exporter;
   /** Lease holder id; default host:pid:random. */
@@ -44,7 +44,7 @@ export interface CycleResult {
   trigger: CycleTrigger;
   full: boolean;
   allowDeletes: boolean;
-  /** The run's kind as the connector space recorded it (full, full-import, delta). */
+  /** The run's kind, from its report (full, full-import, delta). */
   kind?: string;
   report?: RunReport;
   error?: Error;
@@ -169,7 +169,7 @@ export function startScheduler(o: SchedulerOptions): Scheduler {
 
   async function loop(): Promise<void> {
     let control = await openControl(config);
-    let agent: SyncAgent | undefined;
+    let agent: RunnableAgent | undefined;
     let probe: ChangeProbe = createChangeProbe(config);
     // A change the source reports itself (AD change notification) is looked at now, not at the next poll.
     const listen = (p: ChangeProbe) =>
