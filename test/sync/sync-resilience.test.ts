@@ -54,6 +54,30 @@ describe('exporters and crash safety', () => {
     expect(await state(b)).toEqual(reference);
   });
 
+  it('sends each object once while batches are still at the cloud (slow answers, small batches)', async () => {
+    const t = await fresh('slowcloud');
+    const { config } = await configFor(t, 7);
+    const inner = await createInProcessExporter(cloud.svc, 'slowcloud');
+    const sent = new Map<string, number>();
+    // Every answer takes a while: the sync step and the reading of the next batches go on meanwhile.
+    const exporter = {
+      ...inner,
+      async export(items: Parameters<typeof inner.export>[0]) {
+        for (const i of items) sent.set(i.sourceAnchor, (sent.get(i.sourceAnchor) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 40));
+        return inner.export(items);
+      },
+    };
+    const agent = await openSyncAgent(config, { exporter });
+    const r = await agent.run();
+    await agent.close();
+    expect(r.status).toBe('success');
+    expect(r.counts.unchanged).toBe(0);
+    expect([...sent.values()].filter((n) => n > 1)).toEqual([]);
+    expect(sent.size).toBe(r.counts.inScope);
+    expect(await state(t)).toEqual(reference);
+  });
+
   it('a run stopped after 3 batches (cloud applied, not yet recorded) is finished by a rerun, without duplicates', async () => {
     const t = await fresh('crashhook');
     const { config } = await configFor(t, 10);

@@ -14,10 +14,22 @@ export type ObjectRef = { id: string; type: 'user' | 'group' };
 
 /** Rows per IN (...) list: well under SQLite's and PostgreSQL's parameter limits. */
 const CHUNK = 500;
+/** IN-list lengths: a shorter list is padded (its last value again) to the next of these. */
+const LIST_LENGTHS = [8, 32, 128, CHUNK] as const;
 
-function chunks<T>(xs: readonly T[]): T[][] {
+/**
+ * The values in IN-list chunks of a few fixed lengths, so each query has a few statement shapes
+ * in the prepared-statement cache instead of one per list length (repeating a value in an IN
+ * list changes nothing).
+ */
+export function chunks<T>(xs: readonly T[]): T[][] {
   const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
+  for (let i = 0; i < xs.length; i += CHUNK) {
+    const chunk = xs.slice(i, i + CHUNK);
+    const length = LIST_LENGTHS.find((n) => n >= chunk.length)!;
+    while (chunk.length < length) chunk.push(chunk[chunk.length - 1]!);
+    out.push(chunk);
+  }
   return out;
 }
 

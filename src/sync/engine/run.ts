@@ -1024,6 +1024,9 @@ async function exportAll(
         `SELECT ${PENDING_COLUMNS} FROM json_each(?) j JOIN objects o ON o.anchor = j.value JOIN object_values v ON v.id = o.values_id WHERE ${PENDING_UPSERTS} ORDER BY j.key`,
       );
       for (let i = 0; i < first.length; i += size) await sendRows(byAnchors.all(JSON.stringify(first.slice(i, i + size))));
+      // Their answers are recorded before the users in DN order are read: a manager still at
+      // the cloud looks pending and would be sent twice.
+      await drain();
     }
     // Users before groups: groups name users as members, users name users as managers. Each
     // up to where the sync step got: whole batches while some are at the cloud, whatever is
