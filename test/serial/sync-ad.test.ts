@@ -321,6 +321,36 @@ describe('AD connector: a full import over several connections', () => {
   });
 });
 
+describe('AD connector: an object anchored on ms-DS-ConsistencyGuid', () => {
+  it('is anchored on it, and a delta finds it by its objectGUID: the same cloud object, updated', async () => {
+    const admin = new Client({ url: ad().url });
+    await admin.bind(ad().bindDN, ad().password);
+    const target = manifest.edgeCases['disabled'][0]!.dn;
+    const set = (type: string, values: (string | Buffer)[]) => admin.modify(target, new Change({ operation: 'replace', modification: new Attribute({ type, values: values as string[] }) }));
+    const before = (await admin.search(target, { scope: 'base', attributes: ['title'] })).searchEntries[0]!.title;
+    const guid = Buffer.from('0f1e2d3c4b5a69788796a5b4c3d2e1f0', 'hex');
+    const { cloud: c2, t: t2 } = await freshTenant('consistency');
+    const { config: cfg } = await writeAdConfig(c2, t2);
+    try {
+      await set('mS-DS-ConsistencyGuid', [guid]);
+      expect((await run(cfg)).status).toBe('success');
+      const synced = await usersOf(c2, t2).where('on_prem_distinguished_name', '=', target).executeTakeFirstOrThrow();
+      expect(synced.immutable_id).toBe(guid.toString('base64'));
+      await set('title', ['Anchored elsewhere']);
+      const r = await run(cfg);
+      expect(r.kind).toBe('delta');
+      expect(r.counts).toMatchObject({ adds: 0, updates: 1, deletes: 0, errors: 0 });
+      const after = await usersOf(c2, t2).where('immutable_id', '=', guid.toString('base64')).executeTakeFirstOrThrow();
+      expect(after.id).toBe(synced.id);
+      expect(after.job_title).toBe('Anchored elsewhere');
+    } finally {
+      await set('mS-DS-ConsistencyGuid', []).catch(() => undefined);
+      await set('title', before === undefined || (Array.isArray(before) && before.length === 0) ? [] : (Array.isArray(before) ? before : [before]).map(String)).catch(() => undefined);
+      await admin.unbind();
+    }
+  });
+});
+
 describe('AD connector: crashes part-way, then a rerun', () => {
   it('a full import that dies part-way, rerun: the same end state as an uninterrupted sync', async () => {
     const x = await freshTenant('crashimport');

@@ -33,11 +33,17 @@ export function chunks<T>(xs: readonly T[]): T[][] {
   return out;
 }
 
-/** Live users and groups with these source anchors, in one query per chunk and type. */
+/**
+ * Live users and groups with these source anchors: users first, then groups for the anchors no
+ * user holds (an anchor belongs to one object, so a group's members, mostly users, cost one
+ * lookup each instead of two).
+ */
 async function liveByAnchor(db: Db, tenantId: string, anchors: readonly string[]): Promise<Map<string, ObjectRef>> {
   const out = new Map<string, ObjectRef>();
-  for (const chunk of chunks(anchors)) {
-    for (const type of ['user', 'group'] as const) {
+  const users = new Set<string>();
+  for (const type of ['user', 'group'] as const) {
+    const wanted = type === 'user' ? anchors : anchors.filter((a) => !users.has(a));
+    for (const chunk of chunks(wanted)) {
       // deleted_at is checked here, not in SQL: with it in the WHERE clause SQLite's planner
       // picks the (tenant_id, deleted_at) index and scans every live object.
       const rows = await db
@@ -46,7 +52,10 @@ async function liveByAnchor(db: Db, tenantId: string, anchors: readonly string[]
         .where('tenant_id', '=', tenantId)
         .where('immutable_id', 'in', chunk)
         .execute();
-      for (const r of rows) if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
+      for (const r of rows) {
+        if (type === 'user') users.add(r.immutable_id!);
+        if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
+      }
     }
   }
   return out;

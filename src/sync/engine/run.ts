@@ -168,6 +168,13 @@ const MAX_ERRORS = 1000;
 /** Stay under the cloud's request body limit with room for JSON framing. */
 const MAX_BATCH_BYTES = (MAX_SYNC_BODY_BYTES * 3) / 4;
 
+/**
+ * Connector-space meta key: '1' when some staged object may be anchored on
+ * mS-DS-ConsistencyGuid (its anchor is then not its objectGUID, and a delta finds it by a scan),
+ * '0' when a complete import saw none; missing: not known yet (the delta scans once).
+ */
+const CONSISTENCY_KEY = 'anchors.consistency';
+
 function anchorOf(e: SourceEntry): string | undefined {
   const v = first(e, 'mS-DS-ConsistencyGuid') ?? first(e, 'objectGUID');
   if (v === undefined) return undefined;
@@ -383,6 +390,7 @@ async function importAll(
   let seenInScope = 0;
   // DN keys of the users this import's users name as their manager (export_first).
   const managerKeys = new Set<string>();
+  let consistency = false;
   let inTx = 0;
   // Commit after the first 1000 entries, then every COMMIT_EVERY: bounded work lost on a crash,
   // and few commits (each one writes every page it dirtied, and new anchors and DNs land all
@@ -400,6 +408,7 @@ async function importAll(
       if (!type) counts.ignored++;
       else {
         const anchor = anchorOf(item);
+        if (first(item, 'mS-DS-ConsistencyGuid') !== undefined) consistency = true;
         if (!anchor || anchor.length > 60) {
           fail({ phase: 'import', dn: item.dn, message: anchor ? 'the source anchor is longer than 60 characters' : 'the entry has neither mS-DS-ConsistencyGuid nor objectGUID; export it with objectGUID (ldifde exports it by default; ldapsearch needs it in the attribute list)' });
         } else {
@@ -456,6 +465,7 @@ async function importAll(
     // Entries that could not be read would not come back in a delta: the next run is full again.
     engine.space.setMeta(WATERMARK_KEY, '');
     rememberManagers(db, managerKeys);
+    if (consistency) engine.space.setMeta(CONSISTENCY_KEY, '1');
     return { topologyChanged, deletesWithheld: true };
   }
   const wm = engine.connector.fullImportWatermark?.();
@@ -467,6 +477,8 @@ async function importAll(
     // The delta watermark, in the same commit as the state it describes.
     engine.space.setMeta(WATERMARK_KEY, wm === undefined ? '' : JSON.stringify({ source: engine.connector.identity, scope: scopeFingerprint(engine.scope), watermark: wm }));
     rememberManagers(db, managerKeys);
+    // A complete import saw every object: whether any is anchored on mS-DS-ConsistencyGuid is known.
+    engine.space.setMeta(CONSISTENCY_KEY, consistency ? '1' : '0');
     return n;
   })();
   return { topologyChanged: topologyChanged || gone > 0, deletesWithheld: false };
@@ -601,7 +613,11 @@ async function importDelta(
   const find = (guid: string) => {
     const hit = byAnchor.get(guid);
     if (hit) return hit;
-    consistencyAnchors ??= db.prepare("SELECT 1 FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.anchor IS NOT json_extract(i.imported, '$.objectGUID[0]') LIMIT 1").get() !== undefined;
+    if (consistencyAnchors === undefined) {
+      const known = engine.space.getMeta(CONSISTENCY_KEY);
+      consistencyAnchors = known !== undefined ? known === '1' : db.prepare("SELECT 1 FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.anchor IS NOT json_extract(i.imported, '$.objectGUID[0]') LIMIT 1").get() !== undefined;
+      engine.space.setMeta(CONSISTENCY_KEY, consistencyAnchors ? '1' : '0');
+    }
     return consistencyAnchors ? byGuid.get(guid) : undefined;
   };
   const write = importWriter(db);
@@ -615,6 +631,10 @@ async function importDelta(
   const managerKeys = new Set<string>();
 
   const upsert = (entry: SourceEntry, anchor: string, prev: Prev | undefined) => {
+    if (consistencyAnchors !== true && first(entry, 'mS-DS-ConsistencyGuid') !== undefined) {
+      consistencyAnchors = true;
+      engine.space.setMeta(CONSISTENCY_KEY, '1');
+    }
     const type = objectTypeOf(entry);
     if (!type) {
       counts.ignored++;
