@@ -740,13 +740,16 @@ async function importDelta(
 
 /**
  * How far the sync step got, for the export that runs beside it. The sync step computes the
- * users in export_first (stage 0), then the other users and then the groups in DN order (stages
- * 1 and 2, `key` the last (dn_key, anchor) computed); everything before the frontier may be
- * exported, nothing after it yet.
+ * users in export_first (stage 0, in `managers` order), then the other users and then the
+ * groups in DN order (stages 1 and 2, `key` the last (dn_key, anchor) computed); everything
+ * before the frontier may be exported, nothing after it yet.
  */
 export class SyncFrontier {
   stage = 0;
   key: [string, string] | null = null;
+  /** Stage 0: the users to compute first, top of each management chain first, and how many are computed. */
+  managers: string[] = [];
+  managersDone = 0;
   private waiters: (() => void)[] = [];
   private failure: { error: unknown } | undefined;
 
@@ -787,7 +790,12 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   const db = engine.space.sqlite;
   type Dirty = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'dn_key' | 'values_id' | 'desired_hash' | 'exported_hash' | 'imported'>;
   const COLUMNS = 'o.id, o.anchor, o.type, o.dn, o.dn_key, o.values_id, o.desired_hash, o.exported_hash, i.imported';
-  const managers = db.prepare<[], Dirty>(`SELECT ${COLUMNS} FROM export_first f JOIN objects o ON o.anchor = f.anchor LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 LIMIT 2000`);
+  // The dirty users of export_first with the manager their staged copy names, to put them in
+  // chain order before computing them (CROSS JOIN: from export_first, not from every dirty object).
+  const firstUsers = db.prepare<[], { anchor: string; manager: string | null }>(
+    "SELECT o.anchor, json_extract(i.imported, '$.manager[0]') AS manager FROM export_first f CROSS JOIN objects o ON o.anchor = f.anchor LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 ORDER BY o.dn_key, o.anchor",
+  );
+  const byAnchors = db.prepare<[string], Dirty>(`SELECT ${COLUMNS} FROM json_each(?) j CROSS JOIN objects o ON o.anchor = j.value LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 ORDER BY j.key`);
   const byType = db.prepare<[ObjectType], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000`);
   const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
   // A group's members in one statement (a JSON array of DN keys in, anchors out in member
@@ -809,7 +817,20 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   };
   const resolve = (dn: string) => byDn.get(normalizeDn(dn));
   const commits = committer(db);
-  const stages = [() => managers.all(), () => byType.all('user'), () => byType.all('group')];
+  // Stage 0, top of each chain first: a manager's own manager is then in the cloud before it.
+  const order = managersInOrder(firstUsers.all().map((r) => ({ anchor: r.anchor, manager: r.manager === null ? null : (resolve(r.manager) ?? null) })));
+  if (frontier) frontier.managers = order;
+  let managersDone = 0;
+  const nextManagers = () => {
+    while (managersDone < order.length) {
+      const slice = order.slice(managersDone, managersDone + 2000);
+      managersDone += slice.length;
+      const rows = byAnchors.all(JSON.stringify(slice));
+      if (rows.length) return rows;
+    }
+    return [];
+  };
+  const stages = [nextManagers, () => byType.all('user'), () => byType.all('group')];
   let done = 0;
   try {
     for (const [stage, next] of stages.entries()) {
@@ -855,6 +876,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         tick(done);
         if (frontier) {
           const last = rows[rows.length - 1]!;
+          frontier.managersDone = managersDone;
           frontier.advance(stage, [last.dn_key, last.anchor]);
           // Let the export take what is computed (and its answers come in) before the next chunk.
           await new Promise((resolve) => setImmediate(resolve));
@@ -1029,25 +1051,23 @@ async function exportAll(
   const exportUpserts = async () => {
     // Managers first (users named as a manager by the users this run imported), top of the
     // chain first, each level in DN order: their reports, and managers' managers, then find
-    // them in the cloud instead of waiting there for them. (export_first has only `anchor`: the
-    // other names are the object's.) The sync step computes them first.
-    while (frontier.stage === 0) await frontier.changed();
-    const first = managersInOrder(
-      db
-        .prepare<[], { anchor: string; manager: string | null }>(
-          `SELECT o.anchor, json_extract(v.desired, '$.manager') AS manager FROM export_first f JOIN objects o ON o.anchor = f.anchor JOIN object_values v ON v.id = o.values_id WHERE o.type = 'user' AND ${PENDING_UPSERTS} ORDER BY o.dn_key, o.anchor`,
-        )
-        .all(),
+    // them in the cloud instead of waiting there for them. They go as the sync step computes
+    // them, in its order (frontier.managers).
+    const byAnchors = db.prepare<[string], Pending>(
+      `SELECT ${PENDING_COLUMNS} FROM json_each(?) j CROSS JOIN objects o ON o.anchor = j.value JOIN object_values v ON v.id = o.values_id WHERE ${PENDING_UPSERTS} ORDER BY j.key`,
     );
-    if (first.length) {
-      const byAnchors = db.prepare<[string], Pending>(
-        `SELECT ${PENDING_COLUMNS} FROM json_each(?) j JOIN objects o ON o.anchor = j.value JOIN object_values v ON v.id = o.values_id WHERE ${PENDING_UPSERTS} ORDER BY j.key`,
-      );
-      for (let i = 0; i < first.length; i += size) await sendRows(byAnchors.all(JSON.stringify(first.slice(i, i + size))));
-      // Their answers are recorded before the users in DN order are read: a manager still at
-      // the cloud looks pending and would be sent twice.
-      await drain();
+    for (let sent = 0; ; ) {
+      const ready = frontier.stage > 0 ? frontier.managers.length : frontier.managersDone;
+      if (sent < ready) {
+        for (; sent < ready; sent = Math.min(ready, sent + size)) await sendRows(byAnchors.all(JSON.stringify(frontier.managers.slice(sent, Math.min(ready, sent + size)))));
+        continue;
+      }
+      if (frontier.stage > 0) break;
+      await frontier.changed();
     }
+    // Their answers are recorded before the users in DN order are read: a manager still at
+    // the cloud looks pending and would be sent twice.
+    await drain();
     // Users before groups: groups name users as members, users name users as managers. Each
     // up to where the sync step got: whole batches while some are at the cloud, whatever is
     // ready when none is.
