@@ -8,7 +8,7 @@ import { leaseState, syncRequest } from '../../cloud/sync/sync-control.ts';
 import { propsOf } from '../../cloud/model/properties.ts';
 import type { Secret, SyncConfig } from '../config.ts';
 import { SyncError } from '../errors.ts';
-import type { Exporter, SyncItem, SyncResult } from './exporter.ts';
+import type { Exporter, PreparedUpsert, SyncItem, SyncResult } from './exporter.ts';
 
 export interface HttpExporterOptions {
   url: string;
@@ -85,7 +85,16 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
   }
 
   async function post(items: SyncItem[]): Promise<SyncResult[]> {
-    const body = JSON.stringify({ objects: items });
+    return postBody(JSON.stringify({ objects: items }));
+  }
+
+  /** The body built around each upsert's stored JSON text, not parsed and serialized again. */
+  async function postPrepared(items: PreparedUpsert[]): Promise<SyncResult[]> {
+    const objects = items.map((i) => `{"op":"upsert","type":${JSON.stringify(i.type)},"sourceAnchor":${JSON.stringify(i.sourceAnchor)},"attributes":${i.attributesJson}}`);
+    return postBody(`{"objects":[${objects.join(',')}]}`);
+  }
+
+  async function postBody(body: string): Promise<SyncResult[]> {
     for (let auth = 0; auth < 2; auth++) {
       const res = await send(`${base}/sync/v1/objects`, { method: 'POST', headers: { authorization: `Bearer ${await accessToken(auth > 0)}`, 'content-type': 'application/json' }, body });
       if (res.ok) return ((await res.json()) as { results: SyncResult[] }).results;
@@ -135,6 +144,7 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
       await post([]);
     },
     export: post,
+    exportPrepared: postPrepared,
     async reportRun(run) {
       const res = await send(`${base}/sync/v1/runs`, { method: 'POST', headers: { authorization: `Bearer ${await accessToken()}`, 'content-type': 'application/json' }, body: JSON.stringify(run) });
       if (!res.ok) throw new SyncError('TargetRefused', `The cloud directory refused the run report (HTTP ${res.status}): ${(await errorOf(res)).error?.message ?? ''}`);

@@ -5,6 +5,14 @@ import type { SyncItem, SyncResult, SyncRunReport } from '../../cloud/sync/sync-
 
 export type { LeaseState, RequestUpdate, SyncItem, SyncRequest, SyncResult, SyncRunReport };
 
+/** An upsert whose attributes are the JSON text the engine computed and stored (valid for the cloud's schema). */
+export interface PreparedUpsert {
+  op: 'upsert';
+  type: 'user' | 'group';
+  sourceAnchor: string;
+  attributesJson: string;
+}
+
 export interface Exporter {
   /** Identity of the target (URL + tenant); a different one means nothing was exported there yet. */
   readonly identity: string;
@@ -12,6 +20,11 @@ export interface Exporter {
   check(): Promise<void>;
   /** Applies one batch (<= MAX_SYNC_BATCH, 5000); one result per item, in order. Throws SyncError only for whole-batch failures. */
   export(items: SyncItem[]): Promise<SyncResult[]>;
+  /**
+   * The same for upserts whose attributes are still JSON text: an exporter that sends JSON
+   * anyway (HTTP) splices the text in instead of the engine parsing it for it to serialize again.
+   */
+  exportPrepared?(items: PreparedUpsert[]): Promise<SyncResult[]>;
   /** Tells the cloud directory about a run (at its start and its end), for the portal. */
   reportRun?(run: SyncRunReport): Promise<void>;
   /** The cloud object now, in Graph's JSON shape (all properties; a deleted one from the recycle bin), or null; for `nimbus sync explain`. */

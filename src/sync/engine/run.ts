@@ -980,19 +980,18 @@ async function exportAll(
   const rethrow = () => {
     if (state.failure) throw state.failure.error;
   };
-  const send = async (items: SyncItem[], record: (results: SyncResult[]) => void) => {
+  const send = async (count: number, apply: () => Promise<SyncResult[]>, record: (results: SyncResult[]) => void) => {
     rethrow();
     if (opts.signal?.aborted) throw new SyncError('Aborted', 'The run was stopped between export batches; what the cloud confirmed is recorded, the rest is exported by the next run.');
-    const applied = engine.exporter
-      .export(items)
+    const applied = apply()
       .then(async (results) => {
         if (state.failure) return;
-        if (results.length !== items.length) throw new SyncError('TargetRefused', `The cloud directory answered ${results.length} results for ${items.length} objects; the batch is retried by the next run.`);
+        if (results.length !== count) throw new SyncError('TargetRefused', `The cloud directory answered ${results.length} results for ${count} objects; the batch is retried by the next run.`);
         counts.batches++;
         await opts.onBatchApplied?.(counts.batches);
         if (state.failure) return;
-        commits.write(items.length, () => record(results));
-        done += items.length;
+        commits.write(count, () => record(results));
+        done += count;
         tick(done, total);
       })
       .catch((error: unknown) => {
@@ -1011,8 +1010,11 @@ async function exportAll(
 
   const sendBatch = async (batch: readonly Pending[]) => {
     // desired was validated against the cloud's schema when it was computed.
-    const items: SyncItem[] = batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributes: JSON.parse(r.desired!) as SyncUserAttributes & SyncGroupAttributes }));
-    await send(items, (results) => {
+    const exporter = engine.exporter;
+    const apply = exporter.exportPrepared
+      ? () => exporter.exportPrepared!(batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributesJson: r.desired! })))
+      : () => exporter.export(batch.map((r) => ({ op: 'upsert', type: r.type, sourceAnchor: r.anchor, attributes: JSON.parse(r.desired!) as SyncUserAttributes & SyncGroupAttributes })));
+    await send(batch.length, apply, (results) => {
       const at = now().toISOString();
       results.forEach((res, i) => {
         const r = batch[i]!;
@@ -1107,8 +1109,10 @@ async function exportAll(
       const rows = deletes.all(cursor, size);
       if (rows.length === 0) break;
       cursor = rows[rows.length - 1]!.anchor;
+      const items: SyncItem[] = rows.map((r) => ({ op: 'delete', type: r.type, sourceAnchor: r.anchor }));
       await send(
-        rows.map((r) => ({ op: 'delete', type: r.type, sourceAnchor: r.anchor })),
+        items.length,
+        () => engine.exporter.export(items),
         (results) => {
           const at = now().toISOString();
           results.forEach((res, i) => {
