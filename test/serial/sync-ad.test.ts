@@ -467,10 +467,13 @@ describe('AD connector: delta after churn (DirSync)', () => {
     const newRenamed = `OU=People,${parentOf(renamed)}`;
     // Moved one level up, out of its city OU: OU=<city> Users,OU=<region>,...
     const newMoved = `OU=${city(moved)} Users,${parentOf(parentOf(moved))}`;
-    const rows = await usersOf(cloud, t).where('deleted_at', 'is', null).select(['id', 'immutable_id', 'on_prem_distinguished_name']).execute();
+    const rows = await usersOf(cloud, t).where('deleted_at', 'is', null).select(['id', 'immutable_id', 'on_prem_distinguished_name', 'manager_id']).execute();
     const under = (ou: string) => rows.filter((u) => u.on_prem_distinguished_name!.toLowerCase().endsWith(`,${ou.toLowerCase()}`));
     const affected = [...under(renamed), ...under(moved)];
     expect(affected.length).toBeGreaterThan(10);
+    // Users whose manager moves with the OU: their staged manager values must follow it.
+    const movedIds = new Set(affected.map((u) => u.id));
+    expect(rows.filter((u) => u.manager_id && movedIds.has(u.manager_id)).length).toBeGreaterThan(0);
     try {
       await c.modifyDN(renamed, newRenamed);
       await c.modifyDN(moved, newMoved);
@@ -489,6 +492,20 @@ describe('AD connector: delta after churn (DirSync)', () => {
       expect(now.deleted_at).toBeNull();
       expect(now.on_prem_distinguished_name!.toLowerCase()).toBe(dir.get(u.immutable_id!)!.toLowerCase());
       expect(now.on_prem_distinguished_name).not.toBe(u.on_prem_distinguished_name);
+    }
+    // Nobody's manager changed: a manager renamed or moved is the same cloud object.
+    const after = new Map((await usersOf(cloud, t).where('deleted_at', 'is', null).select(['id', 'manager_id']).execute()).map((u) => [u.id, u.manager_id]));
+    for (const u of rows) expect(after.get(u.id)).toBe(u.manager_id);
+    // And the connector space's copies name each manager by its current DN (a later change to
+    // the user resolves its manager from them): renamed and moved managers by their new DN,
+    // none a manager deleted by the churn before (AD dropped those links).
+    const agent = await openSyncAgent(config);
+    try {
+      const q = (where: string) => (agent.space.sqlite.prepare(`SELECT count(*) AS n FROM objects u WHERE u.type = 'user' AND u.present = 1 AND u.in_scope = 1 AND u.manager_key IS NOT NULL ${where}`).get() as { n: number }).n;
+      expect(q('')).toBeGreaterThan(0);
+      expect(q('AND NOT EXISTS (SELECT 1 FROM objects m WHERE m.dn_key = u.manager_key AND m.present = 1)')).toBe(0);
+    } finally {
+      await agent.close();
     }
   });
 

@@ -431,10 +431,12 @@ async function importAll(
           const h = staged ? hash(`${type}\n${item.dn}\n${staged}`) : '';
           const managers = values(item, 'manager');
           const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
-          if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
+          const managerKey = inScope && type === 'user' && managers.length === 1 ? normalizeDn(text(managers[0])!) : null;
+          if (managerKey !== null) managerKeys.add(managerKey);
+          else if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
           const dnKey = normalizeDn(item.dn);
           if (!prev) {
-            write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs);
+            write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerKey);
             if (inScope) topologyChanged = true;
           } else if (prev.seen_run === runId && !again) {
             fail({ phase: 'import', anchor, dn: item.dn, message: `the source anchor ${anchor} appears twice in the source (also ${prev.dn}); the second entry was skipped` });
@@ -442,7 +444,7 @@ async function importAll(
             touch.run(runId, prev.id);
           } else {
             if (prev.dn !== item.dn || prev.in_scope !== inScope || prev.present !== 1) topologyChanged = true;
-            write.update(prev.id, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs);
+            write.update(prev.id, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerKey);
           }
         }
       }
@@ -537,53 +539,61 @@ function mergeStaged(staged: Record<string, string[]>, delta: Record<string, str
  * After a delta: (1) a rename or move changes the DN in every `member` and `manager` value that
  * names the object, but AD reports only the renamed object, not the groups and users whose
  * values changed with it (link values follow their target by GUID, [MS-ADTS] 3.1.1.1.6), so
- * those values are rewritten in the staged copies; (2) objects whose references name an object
- * that appeared, disappeared or changed scope (`touched`, DN keys) are marked for recompute.
- * One pass over the staged copies that hold references, instead of recomputing all of them
- * as a full import does when the topology changes.
+ * those values are rewritten in the staged copies; likewise a deleted object's link values are
+ * gone from its referrers in AD, so they are dropped from the staged copies (unless an object
+ * holds that DN again); (2) objects whose references name an object that appeared, disappeared
+ * or changed scope (`touched`, DN keys) are marked for recompute. One pass over the staged
+ * copies that hold references, instead of recomputing all of them as a full import does when
+ * the topology changes.
  */
-function refreshReferences(engine: Engine, moved: Map<string, string>, touched: Set<string>): void {
+function refreshReferences(engine: Engine, moved: Map<string, string>, touched: Set<string>, deleted: Set<string>): void {
   const db = engine.space.sqlite;
-  // A user's one reference, its manager, is read by SQL: its staged copy is parsed only when
-  // the manager is one of the changed DNs (most users hold no reference that changed).
-  // `manager` spelled otherwise by the source (json_extract is case-sensitive) reads whole.
+  const held = db.prepare<[string], { n: number }>('SELECT 1 AS n FROM objects WHERE dn_key = ? AND present = 1');
+  const dropped = new Set([...deleted].filter((k) => held.get(k) === undefined));
+  // A user's one reference, its manager, is its manager_key: only the users whose manager is one
+  // of the changed DNs are read. Groups, and users whose manager is not known as a key (several
+  // values, or staged before manager_key), are read whole.
+  const changed = JSON.stringify([...new Set([...touched, ...moved.keys()])]);
   const rows = db
-    .prepare<[], Pick<ObjectRow, 'id' | 'type' | 'dn'> & { manager: string | null; imported: string | null }>(
-      "SELECT id, type, dn, m.manager, CASE WHEN m.manager IS NULL THEN imported END AS imported FROM (SELECT o.id, o.type, o.dn, i.imported, CASE WHEN o.type = 'user' THEN json_extract(i.imported, '$.manager[0]') END AS manager FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.present = 1 AND o.in_scope = 1 AND (o.type = 'group' OR o.has_refs = 1)) AS m",
+    .prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(
+      `SELECT id, type, dn, NULL AS imported FROM objects WHERE present = 1 AND in_scope = 1 AND type = 'user' AND manager_key IN (SELECT value FROM json_each(?))
+       UNION ALL
+       SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.present = 1 AND o.in_scope = 1 AND (o.type = 'group' OR (o.has_refs = 1 AND o.manager_key IS NULL))`,
     )
-    .iterate();
+    .iterate(changed);
   const whole = db.prepare<[number], { imported: string }>('SELECT imported FROM object_imports WHERE id = ?');
   const write = importWriter(db);
-  const rehash = db.prepare('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?) WHERE id = ?');
+  const rehash = db.prepare<[string, number, number, string | null, number]>('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?), has_refs = ?, manager_key = ? WHERE id = ?');
   const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE id = ?');
   const todo: { id: number; type: ObjectType; dn: string; imported: string | null }[] = [];
-  for (const r of rows) {
-    if (r.manager !== null) {
-      const key = normalizeDn(r.manager);
-      if (!touched.has(key) && !moved.has(key)) continue;
-    }
-    todo.push({ id: r.id, type: r.type, dn: r.dn, imported: r.imported });
-  }
+  for (const r of rows) todo.push({ id: r.id, type: r.type, dn: r.dn, imported: r.imported });
   for (const r of todo) {
     // (Read after the scan: better-sqlite3 runs nothing else while an iteration is open.)
     const attrs = JSON.parse(r.imported ?? whole.get(r.id)!.imported) as Record<string, string[]>;
-    let changed = false;
+    let rewritten = false;
     let dirty = false;
     for (const k of Object.keys(attrs)) {
       if (!/^(member|manager)$/i.test(k)) continue;
-      attrs[k] = attrs[k]!.map((v) => {
+      attrs[k] = attrs[k]!.flatMap((v) => {
         const key = normalizeDn(v);
         if (touched.has(key)) dirty = true;
+        if (dropped.has(key)) {
+          rewritten = true;
+          return [];
+        }
         const to = moved.get(key);
-        if (to === undefined) return v;
-        changed = true;
-        return to;
+        if (to === undefined) return [v];
+        rewritten = true;
+        return [to];
       });
+      if (!attrs[k]!.length) delete attrs[k];
     }
-    if (changed) {
+    if (rewritten) {
       const staged = JSON.stringify(attrs);
       write.setImported(r.id, staged);
-      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.id);
+      const managers = Object.entries(attrs).find(([k]) => /^manager$/i.test(k))?.[1] ?? [];
+      const managerKey = r.type === 'user' && managers.length === 1 ? normalizeDn(managers[0]!) : null;
+      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.type === 'group' || managers.length > 0 ? 1 : 0, managerKey, r.id);
     } else if (dirty) markDirty.run(r.id);
   }
 }
@@ -628,6 +638,8 @@ async function importDelta(
   const moved = new Map<string, string>();
   // DN keys of objects that appeared, disappeared or changed scope: their referrers are recomputed.
   const touched = new Set<string>();
+  // DN keys of the objects deleted (their referrers' link values went with them, in AD).
+  const deleted = new Set<string>();
   const managerKeys = new Set<string>();
 
   const upsert = (entry: SourceEntry, anchor: string, prev: Prev | undefined) => {
@@ -651,9 +663,11 @@ async function importDelta(
     const h = staged ? hash(`${type}\n${entry.dn}\n${staged}`) : '';
     const managers = values(entry, 'manager');
     const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
-    if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
+    const managerKey = inScope && type === 'user' && managers.length === 1 ? normalizeDn(text(managers[0])!) : null;
+    if (managerKey !== null) managerKeys.add(managerKey);
+    else if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
     if (!prev) {
-      write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs);
+      write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerKey);
       if (inScope) touched.add(normalizeDn(entry.dn));
     } else if (prev.import_hash !== h || prev.in_scope !== inScope || prev.present !== 1 || prev.type !== type || prev.scope_reason !== reason || prev.dn !== entry.dn) {
       // Scope or presence changed: referrers gain or lose the object. A rename or move alone
@@ -663,7 +677,7 @@ async function importDelta(
       if (prev.in_scope !== inScope || prev.present !== 1) touched.add(normalizeDn(prev.dn)).add(normalizeDn(entry.dn));
       else if (prev.dn !== entry.dn) touched.add(normalizeDn(entry.dn));
       if (normalizeDn(prev.dn) !== normalizeDn(entry.dn)) moved.set(normalizeDn(prev.dn), entry.dn);
-      write.update(prev.id, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs);
+      write.update(prev.id, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerKey);
     }
   };
 
@@ -695,7 +709,10 @@ async function importDelta(
       inTx++;
       if (ch.kind === 'delete') {
         const p = find(ch.objectGuid);
-        if (p && gone.run(p.anchor).changes > 0) touched.add(normalizeDn(p.dn));
+        if (p && gone.run(p.anchor).changes > 0) {
+          touched.add(normalizeDn(p.dn));
+          deleted.add(normalizeDn(p.dn));
+        }
       } else if (whole) {
         const anchor = anchorOf(whole);
         if (!anchor || anchor.length > 60) fail({ phase: 'import', dn: whole.dn, message: anchor ? 'the source anchor is longer than 60 characters' : 'the entry has neither mS-DS-ConsistencyGuid nor objectGUID' });
@@ -721,9 +738,13 @@ async function importDelta(
     if (live) {
       const rows = db.prepare<[], { anchor: string; dn: string; guid: string }>("SELECT anchor, dn, COALESCE(json_extract(imported, '$.objectGUID[0]'), anchor) AS guid FROM objects_full WHERE present = 1").all();
       if (live.size === 0 && rows.length > 0) throw new SyncError('SourceEmpty', `The source listed no objects, but ${rows.length} were synced before; nothing was changed. Check the bind account's rights and run again.`);
-      for (const r of rows) if (!live.has(r.guid) && gone.run(r.anchor).changes > 0) touched.add(normalizeDn(r.dn));
+      for (const r of rows) {
+        if (live.has(r.guid) || gone.run(r.anchor).changes === 0) continue;
+        touched.add(normalizeDn(r.dn));
+        deleted.add(normalizeDn(r.dn));
+      }
     }
-    if (moved.size || touched.size) refreshReferences(engine, moved, touched);
+    if (moved.size || touched.size) refreshReferences(engine, moved, touched, deleted);
     rememberManagers(db, managerKeys);
     engine.space.setMeta(WATERMARK_KEY, JSON.stringify({ source: engine.connector.identity, scope: scopeFingerprint(engine.scope), watermark: delta.watermark() }));
     db.prepare('DELETE FROM objects WHERE present = 0 AND exported_hash IS NULL').run();

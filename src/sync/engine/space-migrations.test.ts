@@ -64,3 +64,20 @@ describe('connector-space migration 0006', () => {
     expect(whole(sqlite, 'objects_full').map((r) => (r as { anchor: string }).anchor)).toEqual(['b2', 'c3']);
   });
 });
+
+describe('connector-space migration 0007', () => {
+  it("gives each user staged before it its one manager as a DN key, and leaves the rest to be read whole", async () => {
+    const { sqlite, migrator } = await seeded();
+    expect((await migrator.migrateTo('0006-narrow-objects')).error).toBeUndefined();
+    const add = sqlite.prepare("INSERT INTO objects (anchor, type, dn, dn_key, in_scope, present, seen_run, import_hash, has_refs) VALUES (?, 'user', ?, ?, 1, 1, 7, 'h', 1)");
+    const imp = sqlite.prepare('INSERT INTO object_imports (id, imported) VALUES (?, ?)');
+    imp.run(Number(add.run('m1', 'CN=M1,DC=x', 'cn=m1,dc=x').lastInsertRowid), JSON.stringify({ manager: ['CN=Boss,  OU=Staff,DC=X'] }));
+    imp.run(Number(add.run('m2', 'CN=M2,DC=x', 'cn=m2,dc=x').lastInsertRowid), JSON.stringify({ manager: ['CN=A,DC=x', 'CN=B,DC=x'] }));
+    imp.run(Number(add.run('m3', 'CN=M3,DC=x', 'cn=m3,dc=x').lastInsertRowid), JSON.stringify({ Manager: ['CN=C,DC=x'] }));
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    const keys = Object.fromEntries((sqlite.prepare('SELECT anchor, manager_key FROM objects ORDER BY anchor').all() as { anchor: string; manager_key: string | null }[]).map((r) => [r.anchor, r.manager_key]));
+    expect(keys).toEqual({ a1: null, b2: null, c3: null, m1: 'cn=boss,ou=staff,dc=x', m2: null, m3: null });
+    expect((await migrator.migrateTo('0006-narrow-objects')).error).toBeUndefined();
+    expect((sqlite.prepare("SELECT name FROM pragma_table_info('objects')").all() as { name: string }[]).map((c) => c.name)).not.toContain('manager_key');
+  });
+});
