@@ -5,6 +5,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrationProvider } from '../../src/cloud/store/migrations/index.ts';
+import { ERRORED } from '../../src/cloud/store/migrations/0013-errored-index.ts';
 
 let db: Kysely<unknown> | undefined;
 afterEach(async () => db?.destroy());
@@ -83,5 +84,19 @@ describe('store migrations', () => {
     expect(await addresses()).toEqual(before);
     const log = (await sql`SELECT seq, member_id, removed FROM membership_changes WHERE group_id = ${G2} ORDER BY member_id`.execute(db)).rows;
     expect(log).toEqual(U.map((m) => ({ seq: 7, member_id: m, removed: 0 })));
+  });
+
+  it('0013: the heal after a batch reads the objects with provisioning errors from their own index, not every live user', async () => {
+    const { db, migrator } = await seeded();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    await sql`UPDATE users SET on_prem_provisioning_errors = '[{"category":"PropertyConflict"}]' WHERE id = ${U[1]}`.execute(db);
+    for (const table of ['users', 'groups']) {
+      const q = sql`SELECT immutable_id FROM ${sql.id(table)} WHERE tenant_id = ${T} AND ${ERRORED}`;
+      const plan = (await sql<{ detail: string }>`EXPLAIN QUERY PLAN ${q}`.execute(db)).rows.map((r) => r.detail).join(' ');
+      expect(plan).toMatch(new RegExp(`INDEX ${table}_errored`));
+      if (table === 'users') expect((await q.execute(db)).rows).toEqual([{ immutable_id: 'anchor1' }]);
+    }
+    expect((await migrator.migrateTo('0012-first-sync-writes')).error).toBeUndefined();
+    expect(await tableSql(db, 'users_errored')).toBe('');
   });
 });

@@ -4,6 +4,7 @@
 import { sql, type Kysely } from 'kysely';
 import { badRequest, forbidden, NimbusError } from '../../shared/errors.ts';
 import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
+import { ERRORED } from '../store/migrations/0013-errored-index.ts';
 import type { Database, GroupTable, UserTable } from '../store/schema.ts';
 import { recordAudit } from '../services/audit.ts';
 import { isSync, type Actor, type Deps } from '../services/context.ts';
@@ -493,9 +494,8 @@ export function createSyncService(deps: Deps) {
           .selectFrom(type === 'user' ? 'users' : 'groups')
           .select(['immutable_id', 'sync_desired', 'on_prem_provisioning_errors'])
           .where('tenant_id', '=', ctx.t.id)
-          .where('on_prem_sync_enabled', '=', 1)
-          .where('deleted_at', 'is', null)
-          .where('on_prem_provisioning_errors', '!=', '[]');
+          // Written as the partial index's predicate (a bound '[]' would not match it).
+          .where(ERRORED);
         if (chunk) q = q.where(sql<boolean>`(${sql.join(chunk.map((a) => sql`lower(on_prem_provisioning_errors) like ${`%${likeEscape(a)}%`} escape '\\'`), sql` or `)})`);
         for (const r of await q.limit(limit).execute()) {
           if (!r.immutable_id || !r.sync_desired || found.has(r.immutable_id)) continue;

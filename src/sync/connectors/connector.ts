@@ -31,7 +31,12 @@ export type ImportItem = SourceEntry | SourceEntryError;
 export const isEntryError = (i: ImportItem): i is SourceEntryError => 'error' in i;
 
 /** A change from a delta import: a new or changed entry, or a deletion keyed by objectGUID (base64). */
-export type DeltaChange = { kind: 'upsert'; entry: SourceEntry } | { kind: 'delete'; objectGuid: string; dn?: string };
+/**
+ * One change of a delta. An upsert carries the changed attributes, or with `whole` all the
+ * attributes the connector reads (an object created since the watermark, or one read whole):
+ * then the engine needs no `readEntry` for an object it holds no staged copy of.
+ */
+export type DeltaChange = { kind: 'upsert'; entry: SourceEntry; whole?: boolean } | { kind: 'delete'; objectGuid: string; dn?: string };
 
 export interface DeltaImport {
   changes: AsyncIterable<DeltaChange>;

@@ -536,6 +536,15 @@ function mergeStaged(staged: Record<string, string[]>, delta: Record<string, str
 }
 
 /**
+ * The objects whose references a delta must look at, given the changed DN keys (a JSON array):
+ * users whose manager is one of them, and the objects read whole (groups; users whose manager
+ * is not known as a key). Both parts read the partial index objects_refs (migration 0007).
+ */
+export const REFERRERS = `SELECT id, type, dn, NULL AS imported FROM objects WHERE has_refs = 1 AND manager_key IN (SELECT value FROM json_each(?)) AND present = 1 AND in_scope = 1 AND type = 'user'
+  UNION ALL
+  SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.has_refs = 1 AND o.manager_key IS NULL AND o.present = 1 AND o.in_scope = 1`;
+
+/**
  * After a delta: (1) a rename or move changes the DN in every `member` and `manager` value that
  * names the object, but AD reports only the renamed object, not the groups and users whose
  * values changed with it (link values follow their target by GUID, [MS-ADTS] 3.1.1.1.6), so
@@ -552,13 +561,11 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
   const dropped = new Set([...deleted].filter((k) => held.get(k) === undefined));
   // A user's one reference, its manager, is its manager_key: only the users whose manager is one
   // of the changed DNs are read. Groups, and users whose manager is not known as a key (several
-  // values, or staged before manager_key), are read whole.
+  // values, or spelled otherwise), are read whole. Both from the index objects_refs.
   const changed = JSON.stringify([...new Set([...touched, ...moved.keys()])]);
   const rows = db
     .prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(
-      `SELECT id, type, dn, NULL AS imported FROM objects WHERE present = 1 AND in_scope = 1 AND type = 'user' AND manager_key IN (SELECT value FROM json_each(?))
-       UNION ALL
-       SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.present = 1 AND o.in_scope = 1 AND (o.type = 'group' OR (o.has_refs = 1 AND o.manager_key IS NULL))`,
+      REFERRERS,
     )
     .iterate(changed);
   const whole = db.prepare<[number], { imported: string }>('SELECT imported FROM object_imports WHERE id = ?');
@@ -692,7 +699,8 @@ async function importDelta(
         const g = first(ch.entry, 'objectGUID');
         guid = g === undefined ? undefined : (typeof g === 'string' ? Buffer.from(g, 'utf8') : g).toString('base64');
         prev = guid ? find(guid) : undefined;
-        if (!prev?.imported) {
+        if (!prev?.imported && ch.whole) whole = ch.entry;
+        else if (!prev?.imported) {
           whole = await engine.connector.readEntry?.(ch.entry.dn);
           if (whole === null) {
             // Not a user or group (a changed OU or container): nothing to sync.

@@ -5,6 +5,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrationProvider } from './migrations/index.ts';
+import { REFERRERS } from './run.ts';
 
 let sqlite: SQLite.Database | undefined;
 let db: Kysely<unknown> | undefined;
@@ -77,6 +78,14 @@ describe('connector-space migration 0007', () => {
     expect((await migrator.migrateToLatest()).error).toBeUndefined();
     const keys = Object.fromEntries((sqlite.prepare('SELECT anchor, manager_key FROM objects ORDER BY anchor').all() as { anchor: string; manager_key: string | null }[]).map((r) => [r.anchor, r.manager_key]));
     expect(keys).toEqual({ a1: null, b2: null, c3: null, m1: 'cn=boss,ou=staff,dc=x', m2: null, m3: null });
+    // A delta's referrers: from the index, both parts (no scan of every object).
+    const plan = (sqlite.prepare(`EXPLAIN QUERY PLAN ${REFERRERS}`).all('["cn=boss,ou=staff,dc=x"]') as { detail: string }[]).map((r) => r.detail);
+    expect(plan.filter((d) => /USING INDEX objects_refs/.test(d))).toHaveLength(2);
+    expect(plan.filter((d) => /^SCAN (o|objects)\b/.test(d))).toEqual([]);
+    const referrers = (ids: string) => (sqlite.prepare(REFERRERS).all(ids) as { id: number; imported: string | null }[]).map((r) => `${r.id}:${r.imported === null ? 'key' : 'whole'}`);
+    const idOf = (a: string) => (sqlite.prepare('SELECT id FROM objects WHERE anchor = ?').get(a) as { id: number }).id;
+    expect(referrers('["cn=boss,ou=staff,dc=x"]').sort()).toEqual([`${idOf('a1')}:whole`, `${idOf('b2')}:whole`, `${idOf('m1')}:key`, `${idOf('m2')}:whole`, `${idOf('m3')}:whole`].sort());
+    expect(referrers('["cn=other,dc=x"]')).not.toContain(`${idOf('m1')}:key`);
     expect((await migrator.migrateTo('0006-narrow-objects')).error).toBeUndefined();
     expect((sqlite.prepare("SELECT name FROM pragma_table_info('objects')").all() as { name: string }[]).map((c) => c.name)).not.toContain('manager_key');
   });

@@ -12,6 +12,7 @@ import * as m0009 from './0009-portal.ts';
 import * as m0010 from './0010-anchor-covering-index.ts';
 import * as m0011 from './0011-membership-clustering.ts';
 import * as m0012 from './0012-first-sync-writes.ts';
+import * as m0013 from './0013-errored-index.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '0010-anchor-covering-index': m0010,
   '0011-membership-clustering': m0011,
   '0012-first-sync-writes': m0012,
+  '0013-errored-index': m0013,
 };
 
 export const migrationProvider: MigrationProvider = {

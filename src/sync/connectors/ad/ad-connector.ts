@@ -205,7 +205,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
         if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved, so the next run reads these changes again.');
         // `name` comes back when the entry was renamed or moved; a container's rename or move
         // changes the DN of everything under it, and AD reports only the container.
-        if (e.name !== undefined && (await isContainer(c, e.dn))) yield* subtree(c, e.dn, signal);
+        if (e.name !== undefined && (await isContainer(c, e))) yield* subtree(c, e.dn, signal);
         else yield await deltaChange(c, e);
       }
       cookie = ctl.cookie;
@@ -215,13 +215,17 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
     done({ m: 'dirsync', cookie: cookie.toString('base64'), ...(hcu !== undefined ? { hcu } : {}) });
   }
 
-  /** Whether `dn` is an OU or container (not a user, group or contact). */
-  const isContainer = async (c: LdapConnection, dn: string): Promise<boolean> => {
-    const found = await c.client.search(dn, { scope: 'base', filter: AD_CONTAINER_FILTER, attributes: ['objectClass'] }).catch((err: unknown) => {
-      if (err instanceof NoSuchObjectError) return undefined;
-      throw toSyncError(err, `Reading ${dn} failed`);
-    });
-    const classes = found?.searchEntries[0]?.objectClass;
+  /** Whether a DirSync entry is an OU or container (not a user, group or contact). */
+  const isContainer = async (c: LdapConnection, e: Entry): Promise<boolean> => {
+    // A created object comes with its objectClass; a renamed or moved one without: ask.
+    const found =
+      e.objectClass !== undefined
+        ? undefined
+        : await c.client.search(e.dn, { scope: 'base', filter: AD_CONTAINER_FILTER, attributes: ['objectClass'] }).catch((err: unknown) => {
+            if (err instanceof NoSuchObjectError) return undefined;
+            throw toSyncError(err, `Reading ${e.dn} failed`);
+          });
+    const classes = e.objectClass ?? found?.searchEntries[0]?.objectClass;
     if (classes === undefined) return false;
     const set = new Set((Array.isArray(classes) ? classes : [classes]).map((x) => String(x).toLowerCase()));
     return (set.has('organizationalunit') || set.has('container')) && !set.has('user') && !set.has('group') && !set.has('contact');
@@ -235,7 +239,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
           if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved, so the next run reads these changes again.');
           const entry = await toEntry(c, e, false);
           entry.attributes.distinguishedName = [e.dn];
-          yield { kind: 'upsert', entry };
+          yield { kind: 'upsert', entry, whole: true };
         }
       }
     } catch (err) {
@@ -247,7 +251,10 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
 
   /** A DirSync entry: a tombstone becomes a delete; anything else an upsert of the changed attributes. */
   const deltaChange = async (c: LdapConnection, e: Entry): Promise<DeltaChange> => {
-    const entry = await toEntry(c, e, true);
+    // Created since the cookie: every attribute it has is new, so DirSync returned them all
+    // (whenCreated is written once, at creation; a reanimated tombstone keeps its old one).
+    const created = e.whenCreated !== undefined && e.objectClass !== undefined;
+    const entry = await toEntry(c, e, !created);
     const guid = entry.attributes.objectGUID?.[0];
     const deleted = String(Array.isArray(e.isDeleted) ? e.isDeleted[0] : (e.isDeleted ?? '')).toUpperCase() === 'TRUE';
     if (deleted && Buffer.isBuffer(guid)) return { kind: 'delete', objectGuid: guid.toString('base64'), dn: e.dn };
@@ -255,7 +262,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
     entry.attributes.distinguishedName = [e.dn];
     const rdn = rdnValue(e.dn);
     if (rdn && rdn.type.toLowerCase() === 'cn') entry.attributes.cn = [rdn.value];
-    return { kind: 'upsert', entry };
+    return { kind: 'upsert', entry, ...(created ? { whole: true } : {}) };
   };
 
   async function* usnChanges(c: LdapConnection, nc: string, since: string, done: (w: Watermark) => void, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
