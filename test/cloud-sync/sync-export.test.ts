@@ -224,6 +224,63 @@ describe('exports', () => {
     expect(r3.items.find((i) => i.id === gid)['members@delta']).toEqual([{ '@odata.type': '#microsoft.graph.user', id: id2, '@removed': { reason: 'deleted' } }]);
   });
 
+  it('applies changed member lists by their difference from the last one, to the same members and waiting references as a whole comparison', async () => {
+    // A seeded walk: lists with members added and dropped, members not in the cloud yet that
+    // arrive later, the group itself, a nested group, and a member deleted as it leaves the list.
+    let seed = 7;
+    const rand = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % k);
+    const grp = anchor();
+    const nested = anchor();
+    const pool = Array.from({ length: 30 }, () => anchor());
+    const live = new Set<string>();
+    const exportUser = async (a: string) => {
+      const r = await exportObjects([user(a, { userPrincipalName: `walk-${a.replace(/[^a-z0-9]/gi, '').toLowerCase()}@fabrikam.com`, displayName: 'Walk' })]);
+      expect(r.body.results[0].status).toMatch(/created|restored|unchanged/);
+      live.add(a);
+    };
+    for (const a of pool.slice(0, 10)) await exportUser(a);
+    await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: nested, attributes: { displayName: 'Walk nested', securityEnabled: true } }]);
+    live.add(nested);
+    const idOf = async (a: string) => (await cloud.svc.db.selectFrom('users').select('id').where('immutable_id', '=', a).executeTakeFirst())?.id ?? (await cloud.svc.db.selectFrom('groups').select('id').where('immutable_id', '=', a).executeTakeFirst())?.id;
+    let list: string[] = [];
+    let gid = '';
+    for (let round = 0; round < 14; round++) {
+      // Change a few members (the first round sets the whole list).
+      const next = new Set(list);
+      for (let k = round === 0 ? 12 : 1 + rand(4); k > 0; k--) next.add(pool[rand(pool.length)]!);
+      for (let k = round === 0 ? 0 : rand(3); k > 0 && next.size; k--) next.delete([...next][rand(next.size)]!);
+      if (round % 4 === 1) next.add(nested);
+      if (round === 5) next.add(grp); // itself: never a member
+      // A member deleted on-premises leaves the list in the same run.
+      const leaving = round % 5 === 3 ? [...next].find((a) => live.has(a) && a !== nested) : undefined;
+      if (leaving) {
+        next.delete(leaving);
+        expect((await exportObjects([{ op: 'delete', type: 'user', sourceAnchor: leaving }])).body.results[0].status).toBe('deleted');
+        live.delete(leaving);
+      }
+      list = [...next];
+      const r = await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: grp, attributes: { displayName: 'Walk', securityEnabled: true, members: list } }]);
+      expect(r.status).toBe(200);
+      gid = r.body.results[0].id;
+      const waiting = list.filter((a) => !live.has(a) && a !== grp).sort();
+      expect([...(r.body.results[0].unresolvedReferences ?? [])].filter((a: string) => a !== grp).sort()).toEqual(waiting);
+      // Some members arrive in a later batch (their waiting references are set then).
+      if (round % 3 === 2) for (const a of waiting.slice(0, 2)) await exportUser(a);
+      const want = (await Promise.all(list.filter((a) => live.has(a)).map(idOf))).sort();
+      const rows = await cloud.svc.db.selectFrom('memberships').select('member_id').where('group_id', '=', gid).execute();
+      expect(rows.map((x) => x.member_id).sort()).toEqual(want);
+    }
+    // The rows changed behind the list's back (a row lost): the next list is compared whole, and the row is back.
+    const rows = await cloud.svc.db.selectFrom('memberships').select('member_id').where('group_id', '=', gid).execute();
+    expect(rows.length).toBeGreaterThan(2);
+    await cloud.svc.db.deleteFrom('memberships').where('group_id', '=', gid).where('member_id', '=', rows[0]!.member_id).execute();
+    await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: grp, attributes: { displayName: 'Walk', securityEnabled: true, members: list } }]);
+    expect((await cloud.svc.db.selectFrom('memberships').select('member_id').where('group_id', '=', gid).execute()).length).toBe(rows.length);
+    const kept = await cloud.svc.db.selectFrom('sync_member_lists').select(['anchors', 'member_count']).where('group_id', '=', gid).executeTakeFirstOrThrow();
+    expect(kept.member_count).toBe(rows.length);
+    expect(JSON.parse(kept.anchors).sort()).toEqual([...list].sort());
+  });
+
   it('sets a manager or a member that arrives in a later batch, without a new export of the referrer', async () => {
     const [report, boss, grp, late, other] = [anchor(), anchor(), anchor(), anchor(), anchor()];
     const first = await exportObjects([

@@ -86,7 +86,7 @@ describe('store migrations', () => {
     expect(log).toEqual(U.map((m) => ({ seq: 7, member_id: m, removed: 0 })));
   });
 
-  it('0013: the heal after a batch reads the objects with provisioning errors from their own index, not every live user', async () => {
+  it('0013/0014: the heal after a batch reads the objects with provisioning errors from their own index, not every live user; 0014 adds the member lists, both ways', async () => {
     const { db, migrator } = await seeded();
     expect((await migrator.migrateToLatest()).error).toBeUndefined();
     await sql`UPDATE users SET on_prem_provisioning_errors = '[{"category":"PropertyConflict"}]' WHERE id = ${U[1]}`.execute(db);
@@ -96,7 +96,9 @@ describe('store migrations', () => {
       expect(plan).toMatch(new RegExp(`INDEX ${table}_errored`));
       if (table === 'users') expect((await q.execute(db)).rows).toEqual([{ immutable_id: 'anchor1' }]);
     }
+    expect(await tableSql(db, 'sync_member_lists')).toMatch(/primary key \("tenant_id", "group_id"\)/i);
     expect((await migrator.migrateTo('0012-first-sync-writes')).error).toBeUndefined();
     expect(await tableSql(db, 'users_errored')).toBe('');
+    expect(await tableSql(db, 'sync_member_lists')).toBe('');
   });
 });

@@ -47,6 +47,7 @@ export function createDirectoryService(deps: Deps) {
       await trx.deleteFrom(tableOf(type)).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
       await releaseAddresses(trx, tenantId, id);
       await trx.deleteFrom('memberships').where('tenant_id', '=', tenantId).where((eb) => eb.or([eb('member_id', '=', id), eb('group_id', '=', id)])).execute();
+      await trx.deleteFrom('sync_member_lists').where('tenant_id', '=', tenantId).where('group_id', '=', id).execute();
       await trx.deleteFrom('role_assignments').where('tenant_id', '=', tenantId).where('principal_id', '=', id).execute();
       await trx.updateTable('users').set({ manager_id: null }).where('tenant_id', '=', tenantId).where('manager_id', '=', id).execute();
       await trx.insertInto('removed_objects').values({ tenant_id: tenantId, id, object_type: type, seq, removed_at: clock.now().toISOString() }).execute();

@@ -214,6 +214,15 @@ export interface SyncPendingRefTable {
   kind: 'manager' | 'member';
 }
 
+/** A synced group's member list as last given, and the membership rows it left (migration 0014). */
+export interface SyncMemberListTable {
+  tenant_id: string;
+  group_id: string;
+  /** JSON array of source anchors. */
+  anchors: string;
+  member_count: number;
+}
+
 /** An operator of the portal: may see and administer every tenant (migration 0009). */
 export interface PortalOperatorTable {
   name: string;
@@ -263,6 +272,7 @@ export interface Database {
   sync_leases: SyncLeaseTable;
   sync_requests: SyncRequestTable;
   sync_pending_refs: SyncPendingRefTable;
+  sync_member_lists: SyncMemberListTable;
   portal_operators: PortalOperatorTable;
   portal_sessions: PortalSessionTable;
   portal_sign_in_failures: PortalSignInFailureTable;

@@ -12,7 +12,7 @@ import { addressClaims, conflictWith, nextSeq, type AddressClaim, type AddressCo
 import { likeEscape } from '../services/query.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { insertRow, insertRows, updateObject } from '../store/compiled.ts';
-import { BatchCache } from './batch-cache.ts';
+import { BatchCache, chunks } from './batch-cache.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 import { createSyncRunService } from './sync-runs.ts';
 import { MAX_SYNC_BATCH, parseItem, type MatchKind, type ProvisioningError, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from './sync-wire.ts';
@@ -303,6 +303,66 @@ export function createSyncService(deps: Deps) {
     return { ...result, status: 'created' };
   }
 
+  type Member = readonly [id: string, type: 'user' | 'group'];
+
+  /**
+   * What a group's new member list (unique anchors) changes: members to add and remove (in id
+   * order), the anchors not in the cloud yet (waiting in sync_pending_refs), and how many
+   * membership rows the group had. By difference from the list it was last given when its rows
+   * are as that list left them (sync_member_lists); else the whole list against every row.
+   */
+  async function memberPlan(trx: Db, ctx: Ctx, id: string, existed: boolean, members: readonly string[]): Promise<{ add: Member[]; remove: (readonly [id: string, type: string])[]; unresolved: string[]; before: number; changedList: boolean }> {
+    const T = ctx.t.id;
+    const pending = () => trx.deleteFrom('sync_pending_refs').where('tenant_id', '=', T).where('source_id', '=', id).where('kind', '=', 'member');
+    const byId = ([a]: Member, [b]: Member) => (a < b ? -1 : a > b ? 1 : 0);
+    const last = existed ? await trx.selectFrom('sync_member_lists').select(['anchors', 'member_count']).where('tenant_id', '=', T).where('group_id', '=', id).executeTakeFirst() : undefined;
+    const rows = last ? Number((await trx.selectFrom('memberships').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', T).where('group_id', '=', id).executeTakeFirstOrThrow()).n) : -1;
+    if (last && rows === last.member_count) {
+      const before = JSON.parse(last.anchors) as string[];
+      const prev = new Set(before);
+      const next = new Set(members);
+      const added = members.filter((m) => !prev.has(m));
+      const dropped = before.filter((m) => !next.has(m));
+      const add: Member[] = [];
+      const remove: [string, string][] = [];
+      if (added.length) {
+        const found = await ctx.batch.cache.resolve(added);
+        const fresh = added.filter((m) => !found.has(m));
+        if (fresh.length) await deferReferences(trx, ctx, id, 'member', fresh);
+        const ids = [...found.values()].filter((w) => w.id !== id);
+        const held = new Set<string>();
+        for (const chunk of chunks(ids.map((w) => w.id))) for (const r of await trx.selectFrom('memberships').select('member_id').where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', chunk).execute()) held.add(r.member_id);
+        for (const w of ids) if (!held.has(w.id)) add.push([w.id, w.type]);
+      }
+      if (dropped.length) {
+        for (const chunk of chunks(dropped)) await pending().where('target_anchor', 'in', chunk).execute();
+        // Live or not (a member deleted since still has its row here).
+        for (const table of ['users', 'groups'] as const) {
+          for (const chunk of chunks(dropped)) {
+            const ids = (await trx.selectFrom(table).select('id').where('tenant_id', '=', T).where('immutable_id', 'in', chunk).execute()).map((r) => r.id);
+            if (!ids.length) continue;
+            for (const r of await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', ids).execute()) remove.push([r.member_id, r.member_type]);
+          }
+        }
+      }
+      const unresolved = (await trx.selectFrom('sync_pending_refs').select('target_anchor').where('tenant_id', '=', T).where('source_id', '=', id).where('kind', '=', 'member').execute()).map((r) => r.target_anchor);
+      return { add: add.sort(byId), remove, unresolved, before: rows, changedList: added.length > 0 || dropped.length > 0 };
+    }
+    // The whole list against every row.
+    const wanted = await ctx.batch.cache.resolve(members);
+    const unresolved = members.filter((m) => !wanted.has(m));
+    // Members not in the cloud yet are added when they arrive; this list replaces the last one.
+    if (existed) await pending().execute();
+    if (unresolved.length) await deferReferences(trx, ctx, id, 'member', unresolved);
+    const current = await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).execute();
+    const want = new Map([...wanted.values()].filter((w) => w.id !== id).map((w) => [w.id, w.type]));
+    const have = new Map(current.map((c) => [c.member_id, c.member_type]));
+    // In id order: ids grow with time, so the rows land at the end of the membership indexes.
+    const add = [...want].filter(([mid]) => !have.has(mid)).sort(byId);
+    const remove = [...have].filter(([mid]) => !want.has(mid));
+    return { add, remove, unresolved, before: current.length, changedList: true };
+  }
+
   async function upsertGroup(trx: Db, ctx: Ctx, anchorValue: string, a: SyncGroupAttributes, now: string): Promise<SyncResult> {
     const T = ctx.t.id;
     const base: SyncResult = { sourceAnchor: anchorValue, type: 'group', status: 'unchanged' };
@@ -371,25 +431,17 @@ export function createSyncService(deps: Deps) {
       ctx.createdGroups.add(id);
       status = 'created';
     }
-    const unresolved: string[] = [];
+    let unresolved: string[] = [];
     if (a.members !== undefined) {
-      const wanted = await cache.resolve([...new Set(a.members)]);
-      for (const m of a.members) if (!wanted.has(m)) unresolved.push(m);
-      // Members not in the cloud yet are added when they arrive; this list replaces the last one.
-      if (row) await trx.deleteFrom('sync_pending_refs').where('tenant_id', '=', T).where('source_id', '=', id).where('kind', '=', 'member').execute();
-      if (unresolved.length) await deferReferences(trx, ctx, id, 'member', [...new Set(unresolved)]);
-      const current = await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).execute();
-      const want = new Map([...wanted.values()].filter((w) => w.id !== id).map((w) => [w.id, w.type]));
-      const have = new Map(current.map((c) => [c.member_id, c.member_type]));
-      // In id order: ids grow with time, so the rows land at the end of the membership indexes.
-      const add = [...want].filter(([mid]) => !have.has(mid)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      // Members not resolvable yet are not removed: they may simply not be exported yet.
-      const remove = [...have].filter(([mid]) => !want.has(mid));
+      const members = [...new Set(a.members)];
+      const plan = await memberPlan(trx, ctx, id, !!row, members);
+      unresolved = plan.unresolved;
+      const { add, remove } = plan;
       if (add.length || remove.length) {
         const seq = ctx.nextSeq();
         // A group this call created gets its first members unlogged: a delta round from before
         // `seq` reads them whole (members_since), one from after it reads the log.
-        const first = current.length === 0 && ctx.createdGroups.has(id);
+        const first = plan.before === 0 && ctx.createdGroups.has(id);
         await addMembers(trx, ctx, id, add, seq, !first);
         for (let i = 0; i < remove.length; i += 200) {
           const chunk = remove.slice(i, i + 200);
@@ -398,6 +450,10 @@ export function createSyncService(deps: Deps) {
         }
         await trx.updateTable('groups').set({ seq, on_prem_last_sync_at: now, ...(first ? { members_since: seq } : {}) }).where('tenant_id', '=', T).where('id', '=', id).execute();
         if (status === 'unchanged') status = 'updated';
+      }
+      if (plan.changedList || add.length || remove.length) {
+        const list = { anchors: JSON.stringify(members), member_count: plan.before + add.length - remove.length };
+        await trx.insertInto('sync_member_lists').values({ tenant_id: T, group_id: id, ...list }).onConflict((oc) => oc.columns(['tenant_id', 'group_id']).doUpdateSet(list)).execute();
       }
     }
     return { ...base, status, id, match, ...(r.errors.length ? { provisioningErrors: r.errors } : {}), ...(unresolved.length ? { unresolvedReferences: unresolved } : {}) };

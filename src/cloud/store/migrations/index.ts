@@ -13,6 +13,7 @@ import * as m0010 from './0010-anchor-covering-index.ts';
 import * as m0011 from './0011-membership-clustering.ts';
 import * as m0012 from './0012-first-sync-writes.ts';
 import * as m0013 from './0013-errored-index.ts';
+import * as m0014 from './0014-sync-member-lists.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '0011-membership-clustering': m0011,
   '0012-first-sync-writes': m0012,
   '0013-errored-index': m0013,
+  '0014-sync-member-lists': m0014,
 };
 
 export const migrationProvider: MigrationProvider = {
