@@ -506,9 +506,9 @@ describe('AD connector: delta after churn (DirSync)', () => {
     // none a manager deleted by the churn before (AD dropped those links).
     const agent = await openSyncAgent(config);
     try {
-      const q = (where: string) => (agent.space.sqlite.prepare(`SELECT count(*) AS n FROM objects u WHERE u.type = 'user' AND u.present = 1 AND u.in_scope = 1 AND u.manager_key IS NOT NULL ${where}`).get() as { n: number }).n;
+      const q = (where: string) => (agent.space.sqlite.prepare(`SELECT count(*) AS n FROM objects u JOIN object_imports i ON i.id = u.id WHERE u.type = 'user' AND u.present = 1 AND u.in_scope = 1 AND json_extract(i.imported, '$.manager[0]') IS NOT NULL ${where}`).get() as { n: number }).n;
       expect(q('')).toBeGreaterThan(0);
-      expect(q('AND NOT EXISTS (SELECT 1 FROM objects m WHERE m.dn_key = u.manager_key AND m.present = 1)')).toBe(0);
+      expect(q("AND NOT EXISTS (SELECT 1 FROM objects m WHERE m.dn_key = lower(json_extract(i.imported, '$.manager[0]')) AND m.present = 1)")).toBe(0);
     } finally {
       await agent.close();
     }

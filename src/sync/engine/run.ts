@@ -11,7 +11,7 @@ import { SyncError, type SyncErrorCode } from '../errors.ts';
 import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
-import { first, normalizeDn, objectTypeOf, scopeOf, text, values, type ObjectType, type ScopeRules } from './scope.ts';
+import { dnRef, first, normalizeDn, objectTypeOf, scopeOf, text, values, type ObjectType, type ScopeRules } from './scope.ts';
 import { importWriter, PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
@@ -432,11 +432,12 @@ async function importAll(
           const managers = values(item, 'manager');
           const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
           const managerKey = inScope && type === 'user' && managers.length === 1 ? normalizeDn(text(managers[0])!) : null;
+          const managerRef = managerKey === null ? null : dnRef(managerKey);
           if (managerKey !== null) managerKeys.add(managerKey);
           else if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
           const dnKey = normalizeDn(item.dn);
           if (!prev) {
-            write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerKey);
+            write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerRef);
             if (inScope) topologyChanged = true;
           } else if (prev.seen_run === runId && !again) {
             fail({ phase: 'import', anchor, dn: item.dn, message: `the source anchor ${anchor} appears twice in the source (also ${prev.dn}); the second entry was skipped` });
@@ -444,7 +445,7 @@ async function importAll(
             touch.run(runId, prev.id);
           } else {
             if (prev.dn !== item.dn || prev.in_scope !== inScope || prev.present !== 1) topologyChanged = true;
-            write.update(prev.id, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerKey);
+            write.update(prev.id, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerRef);
           }
         }
       }
@@ -535,14 +536,17 @@ function mergeStaged(staged: Record<string, string[]>, delta: Record<string, str
   return out;
 }
 
+/** The index REFERRERS reads: built by the first delta that needs it (see migration 0007). */
+export const REFERRERS_INDEX = 'CREATE INDEX IF NOT EXISTS objects_refs ON objects (manager_ref) WHERE has_refs = 1';
+
 /**
- * The objects whose references a delta must look at, given the changed DN keys (a JSON array):
+ * The objects whose references a delta must look at, given the dnRef of the changed DN keys (a JSON array):
  * users whose manager is one of them, and the objects read whole (groups; users whose manager
- * is not known as a key). Both parts read the partial index objects_refs (migration 0007).
+ * is not known as a key). Both parts read the partial index objects_refs (REFERRERS_INDEX).
  */
-export const REFERRERS = `SELECT id, type, dn, NULL AS imported FROM objects WHERE has_refs = 1 AND manager_key IN (SELECT value FROM json_each(?)) AND present = 1 AND in_scope = 1 AND type = 'user'
+export const REFERRERS = `SELECT id, type, dn, NULL AS imported FROM objects WHERE has_refs = 1 AND manager_ref IN (SELECT value FROM json_each(?)) AND present = 1 AND in_scope = 1 AND type = 'user'
   UNION ALL
-  SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.has_refs = 1 AND o.manager_key IS NULL AND o.present = 1 AND o.in_scope = 1`;
+  SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.has_refs = 1 AND o.manager_ref IS NULL AND o.present = 1 AND o.in_scope = 1`;
 
 /**
  * After a delta: (1) a rename or move changes the DN in every `member` and `manager` value that
@@ -559,10 +563,11 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
   const db = engine.space.sqlite;
   const held = db.prepare<[string], { n: number }>('SELECT 1 AS n FROM objects WHERE dn_key = ? AND present = 1');
   const dropped = new Set([...deleted].filter((k) => held.get(k) === undefined));
-  // A user's one reference, its manager, is its manager_key: only the users whose manager is one
+  // A user's one reference, its manager, is its manager_ref: only the users whose manager is one
   // of the changed DNs are read. Groups, and users whose manager is not known as a key (several
   // values, or spelled otherwise), are read whole. Both from the index objects_refs.
-  const changed = JSON.stringify([...new Set([...touched, ...moved.keys()])]);
+  db.exec(REFERRERS_INDEX);
+  const changed = JSON.stringify([...new Set([...touched, ...moved.keys()].map(dnRef))]);
   const rows = db
     .prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(
       REFERRERS,
@@ -570,7 +575,7 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
     .iterate(changed);
   const whole = db.prepare<[number], { imported: string }>('SELECT imported FROM object_imports WHERE id = ?');
   const write = importWriter(db);
-  const rehash = db.prepare<[string, number, number, string | null, number]>('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?), has_refs = ?, manager_key = ? WHERE id = ?');
+  const rehash = db.prepare<[string, number, number, number | null, number]>('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?), has_refs = ?, manager_ref = ? WHERE id = ?');
   const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE id = ?');
   const todo: { id: number; type: ObjectType; dn: string; imported: string | null }[] = [];
   for (const r of rows) todo.push({ id: r.id, type: r.type, dn: r.dn, imported: r.imported });
@@ -599,8 +604,8 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
       const staged = JSON.stringify(attrs);
       write.setImported(r.id, staged);
       const managers = Object.entries(attrs).find(([k]) => /^manager$/i.test(k))?.[1] ?? [];
-      const managerKey = r.type === 'user' && managers.length === 1 ? normalizeDn(managers[0]!) : null;
-      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.type === 'group' || managers.length > 0 ? 1 : 0, managerKey, r.id);
+      const managerRef = r.type === 'user' && managers.length === 1 ? dnRef(normalizeDn(managers[0]!)) : null;
+      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.type === 'group' || managers.length > 0 ? 1 : 0, managerRef, r.id);
     } else if (dirty) markDirty.run(r.id);
   }
 }
@@ -671,10 +676,11 @@ async function importDelta(
     const managers = values(entry, 'manager');
     const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
     const managerKey = inScope && type === 'user' && managers.length === 1 ? normalizeDn(text(managers[0])!) : null;
+    const managerRef = managerKey === null ? null : dnRef(managerKey);
     if (managerKey !== null) managerKeys.add(managerKey);
     else if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
     if (!prev) {
-      write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerKey);
+      write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerRef);
       if (inScope) touched.add(normalizeDn(entry.dn));
     } else if (prev.import_hash !== h || prev.in_scope !== inScope || prev.present !== 1 || prev.type !== type || prev.scope_reason !== reason || prev.dn !== entry.dn) {
       // Scope or presence changed: referrers gain or lose the object. A rename or move alone
@@ -684,7 +690,7 @@ async function importDelta(
       if (prev.in_scope !== inScope || prev.present !== 1) touched.add(normalizeDn(prev.dn)).add(normalizeDn(entry.dn));
       else if (prev.dn !== entry.dn) touched.add(normalizeDn(entry.dn));
       if (normalizeDn(prev.dn) !== normalizeDn(entry.dn)) moved.set(normalizeDn(prev.dn), entry.dn);
-      write.update(prev.id, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerKey);
+      write.update(prev.id, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerRef);
     }
   };
 

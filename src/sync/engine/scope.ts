@@ -55,6 +55,17 @@ export function normalizeDn(dn: string): string {
     .join(',');
 }
 
+/**
+ * A DN key as a 32-bit number (FNV-1a), for an index of small integers (the connector space's
+ * manager_ref): equal keys give equal numbers; a collision only adds a candidate that is then
+ * checked against the staged values.
+ */
+export function dnRef(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 const under = (dnKey: string, baseKey: string) => dnKey === baseKey || dnKey.endsWith(`,${baseKey}`);
 
 export interface ScopeRules {

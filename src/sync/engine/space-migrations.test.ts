@@ -5,7 +5,8 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrationProvider } from './migrations/index.ts';
-import { REFERRERS } from './run.ts';
+import { REFERRERS, REFERRERS_INDEX } from './run.ts';
+import { dnRef } from './scope.ts';
 
 let sqlite: SQLite.Database | undefined;
 let db: Kysely<unknown> | undefined;
@@ -67,7 +68,7 @@ describe('connector-space migration 0006', () => {
 });
 
 describe('connector-space migration 0007', () => {
-  it("gives each user staged before it its one manager as a DN key, and leaves the rest to be read whole", async () => {
+  it("gives each user staged before it its one manager's DN key as a number, and leaves the rest to be read whole", async () => {
     const { sqlite, migrator } = await seeded();
     expect((await migrator.migrateTo('0006-narrow-objects')).error).toBeUndefined();
     const add = sqlite.prepare("INSERT INTO objects (anchor, type, dn, dn_key, in_scope, present, seen_run, import_hash, has_refs) VALUES (?, 'user', ?, ?, 1, 1, 7, 'h', 1)");
@@ -76,17 +77,18 @@ describe('connector-space migration 0007', () => {
     imp.run(Number(add.run('m2', 'CN=M2,DC=x', 'cn=m2,dc=x').lastInsertRowid), JSON.stringify({ manager: ['CN=A,DC=x', 'CN=B,DC=x'] }));
     imp.run(Number(add.run('m3', 'CN=M3,DC=x', 'cn=m3,dc=x').lastInsertRowid), JSON.stringify({ Manager: ['CN=C,DC=x'] }));
     expect((await migrator.migrateToLatest()).error).toBeUndefined();
-    const keys = Object.fromEntries((sqlite.prepare('SELECT anchor, manager_key FROM objects ORDER BY anchor').all() as { anchor: string; manager_key: string | null }[]).map((r) => [r.anchor, r.manager_key]));
-    expect(keys).toEqual({ a1: null, b2: null, c3: null, m1: 'cn=boss,ou=staff,dc=x', m2: null, m3: null });
-    // A delta's referrers: from the index, both parts (no scan of every object).
-    const plan = (sqlite.prepare(`EXPLAIN QUERY PLAN ${REFERRERS}`).all('["cn=boss,ou=staff,dc=x"]') as { detail: string }[]).map((r) => r.detail);
+    const keys = Object.fromEntries((sqlite.prepare('SELECT anchor, manager_ref FROM objects ORDER BY anchor').all() as { anchor: string; manager_ref: number | null }[]).map((r) => [r.anchor, r.manager_ref]));
+    expect(keys).toEqual({ a1: null, b2: null, c3: null, m1: dnRef('cn=boss,ou=staff,dc=x'), m2: null, m3: null });
+    // A delta's referrers: from the index (built by the first delta), both parts (no scan of every object).
+    sqlite.exec(REFERRERS_INDEX);
+    const plan = (sqlite.prepare(`EXPLAIN QUERY PLAN ${REFERRERS}`).all(JSON.stringify([dnRef('cn=boss,ou=staff,dc=x')])) as { detail: string }[]).map((r) => r.detail);
     expect(plan.filter((d) => /USING INDEX objects_refs/.test(d))).toHaveLength(2);
     expect(plan.filter((d) => /^SCAN (o|objects)\b/.test(d))).toEqual([]);
     const referrers = (ids: string) => (sqlite.prepare(REFERRERS).all(ids) as { id: number; imported: string | null }[]).map((r) => `${r.id}:${r.imported === null ? 'key' : 'whole'}`);
     const idOf = (a: string) => (sqlite.prepare('SELECT id FROM objects WHERE anchor = ?').get(a) as { id: number }).id;
-    expect(referrers('["cn=boss,ou=staff,dc=x"]').sort()).toEqual([`${idOf('a1')}:whole`, `${idOf('b2')}:whole`, `${idOf('m1')}:key`, `${idOf('m2')}:whole`, `${idOf('m3')}:whole`].sort());
-    expect(referrers('["cn=other,dc=x"]')).not.toContain(`${idOf('m1')}:key`);
+    expect(referrers(JSON.stringify([dnRef('cn=boss,ou=staff,dc=x')])).sort()).toEqual([`${idOf('a1')}:whole`, `${idOf('b2')}:whole`, `${idOf('m1')}:key`, `${idOf('m2')}:whole`, `${idOf('m3')}:whole`].sort());
+    expect(referrers(JSON.stringify([dnRef('cn=other,dc=x')]))).not.toContain(`${idOf('m1')}:key`);
     expect((await migrator.migrateTo('0006-narrow-objects')).error).toBeUndefined();
-    expect((sqlite.prepare("SELECT name FROM pragma_table_info('objects')").all() as { name: string }[]).map((c) => c.name)).not.toContain('manager_key');
+    expect((sqlite.prepare("SELECT name FROM pragma_table_info('objects')").all() as { name: string }[]).map((c) => c.name)).not.toContain('manager_ref');
   });
 });

@@ -25,8 +25,8 @@ export interface ObjectRow {
   import_hash: string;
   imported: string | null;
   has_refs: number;
-  /** A user's one manager as a DN key (normalizeDn); NULL for none, several, or not known (read the staged copy). */
-  manager_key: string | null;
+  /** dnRef of a user's one manager's DN key; NULL for none, several, or not known (read the staged copy). */
+  manager_ref: number | null;
   dirty: number;
   values_id: number | null;
   desired: string | null;
@@ -96,25 +96,25 @@ export const EXPORTED_VALUES = 'COALESCE(exported, CASE WHEN exported_hash IS NO
  * dirty, to be computed by the next sync step.
  */
 export function importWriter(db: SQLite.Database) {
-  const insertRow = db.prepare<[string, string, string, string, number, string | null, number, string, number, string | null, number]>(
-    'INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, has_refs, manager_key, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)',
+  const insertRow = db.prepare<[string, string, string, string, number, string | null, number, string, number, number | null, number]>(
+    'INSERT INTO objects (anchor, type, dn, dn_key, in_scope, scope_reason, present, seen_run, import_hash, has_refs, manager_ref, dirty) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)',
   );
-  const updateRow = db.prepare<[string, string, string, number, string | null, number, string, number, string | null, number, number]>(
-    'UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, has_refs = ?, manager_key = ?, dirty = ? WHERE id = ?',
+  const updateRow = db.prepare<[string, string, string, number, string | null, number, string, number, number | null, number, number]>(
+    'UPDATE objects SET type = ?, dn = ?, dn_key = ?, in_scope = ?, scope_reason = ?, present = 1, seen_run = ?, import_hash = ?, has_refs = ?, manager_ref = ?, dirty = ? WHERE id = ?',
   );
   const putImported = db.prepare<[number, string]>('INSERT INTO object_imports (id, imported) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET imported = excluded.imported');
   const dropImported = db.prepare<[number]>('DELETE FROM object_imports WHERE id = ?');
   const setImported = (id: number, staged: string | null) => void (staged === null ? dropImported.run(id) : putImported.run(id, staged));
-  type Staged = [type: string, dn: string, dnKey: string, inScope: number, reason: string | null, runId: number, hash: string, staged: string | null, hasRefs: number, managerKey: string | null];
+  type Staged = [type: string, dn: string, dnKey: string, inScope: number, reason: string | null, runId: number, hash: string, staged: string | null, hasRefs: number, managerRef: number | null];
   return {
     /** A new object; returns its id. */
-    insert(anchor: string, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs, managerKey]: Staged): number {
-      const id = Number(insertRow.run(anchor, type, dn, dnKey, inScope, reason, runId, hash, hasRefs, managerKey, inScope).lastInsertRowid);
+    insert(anchor: string, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs, managerRef]: Staged): number {
+      const id = Number(insertRow.run(anchor, type, dn, dnKey, inScope, reason, runId, hash, hasRefs, managerRef, inScope).lastInsertRowid);
       if (staged !== null) putImported.run(id, staged);
       return id;
     },
-    update(id: number, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs, managerKey]: Staged): void {
-      updateRow.run(type, dn, dnKey, inScope, reason, runId, hash, hasRefs, managerKey, inScope, id);
+    update(id: number, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs, managerRef]: Staged): void {
+      updateRow.run(type, dn, dnKey, inScope, reason, runId, hash, hasRefs, managerRef, inScope, id);
       setImported(id, staged);
     },
     /** Replaces (or, for null, drops) the imported attributes alone. */
