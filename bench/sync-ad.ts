@@ -3,7 +3,9 @@
 // delta after 1% churn and a no-change delta, each beside a plain paged `ldapsearch` of the
 // same entries from the same server (the floor: what reading them costs at all). Prints figures and appends them to
 // bench/results/sync-ad.jsonl; never asserts on time.
-// Usage: node --import tsx bench/sync-ad.ts [--users N] [--seed S]
+// The delta after churn runs --deltas times (each after its own 1% churn): the median is the
+// figure, every round is listed (this machine's speed drifts by a quarter between minutes).
+// Usage: node --import tsx bench/sync-ad.ts [--users N] [--seed S] [--deltas N]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,8 +24,9 @@ import { createInProcessExporter } from '../src/sync/engine/exporter-inprocess.t
 import type { Phase, RunReport } from '../src/sync/engine/run.ts';
 import { recordResults } from './results.ts';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, seed: { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, seed: { type: 'string', default: '1' }, deltas: { type: 'string', default: '3' } } });
 const users = Number(values.users);
+const rounds = Math.max(1, Number(values.deltas));
 
 const dc = await startSambaDirectory({ users, seed: Number(values.seed) });
 const cloud = await startCloud();
@@ -97,13 +100,18 @@ try {
 
   const fullFloor = floor(AD_OBJECT_FILTER);
   const full = await sync();
-  const usnBeforeChurn = await highestUsn();
-  // 1% of the users: creates, deletes, modifies, a rename and a move.
+  // 1% of the users: creates, deletes, modifies, a rename and a move; then the delta.
   const pct = (p: number) => Math.max(1, Math.round((users * p) / 100));
-  const churn = await applyChurn({ url: dc.url, bindDN: dc.bindDN, password: dc.password, rootOU: dc.manifest.rootOU, flavour: 'ad', domainDnsName: dc.domainDnsName }, { creates: pct(0.25), deletes: pct(0.25), modifies: pct(0.4), renames: pct(0.05), moves: pct(0.05) }, 5);
-  // The delta floor: the changed entries, read by uSNChanged (tombstones aside).
-  const deltaFloor = floor(`(&${AD_OBJECT_FILTER}(uSNChanged>=${usnBeforeChurn + 1}))`);
-  const delta = await sync();
+  const deltas: { sync: Sync; floor: { seconds: number; entries: number }; churn: Awaited<ReturnType<typeof applyChurn>> }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const usnBeforeChurn = await highestUsn();
+    const churn = await applyChurn({ url: dc.url, bindDN: dc.bindDN, password: dc.password, rootOU: dc.manifest.rootOU, flavour: 'ad', domainDnsName: dc.domainDnsName }, { creates: pct(0.25), deletes: pct(0.25), modifies: pct(0.4), renames: pct(0.05), moves: pct(0.05) }, 5 + round);
+    // The delta floor: the changed entries, read by uSNChanged (tombstones aside).
+    const floorNow = floor(`(&${AD_OBJECT_FILTER}(uSNChanged>=${usnBeforeChurn + 1}))`);
+    deltas.push({ sync: await sync(), floor: floorNow, churn });
+  }
+  const median = [...deltas].sort((a, b) => a.sync.seconds - b.sync.seconds)[Math.floor((deltas.length - 1) / 2)]!;
+  const { churn } = median;
   const usnNow = await highestUsn();
   const quietFloor = floor(`(&${AD_OBJECT_FILTER}(uSNChanged>=${usnNow + 1}))`);
   const quiet = await sync();
@@ -116,7 +124,7 @@ try {
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     openSeconds,
     full: figures(full, fullFloor),
-    deltaAfterChurn: figures(delta, deltaFloor),
+    deltaAfterChurn: { ...figures(median.sync, median.floor), rounds: deltas.map((d) => ({ seconds: Number(d.sync.seconds.toFixed(3)), floorSeconds: Number(d.floor.seconds.toFixed(3)), phases: d.sync.phases })) },
     noChangeDelta: figures(quiet, quietFloor),
     note: 'in-process exporter, the agent on a worker thread opened once (openSeconds) for the three runs; the cloud directory shares this process (peak RSS includes it); Samba runs beside it',
   });
