@@ -598,7 +598,7 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
         rewritten = true;
         return [to];
       });
-      if (!attrs[k]!.length) delete attrs[k];
+      if (!attrs[k].length) delete attrs[k];
     }
     if (rewritten) {
       const staged = JSON.stringify(attrs);
