@@ -63,7 +63,12 @@ export interface SourceConnector {
    */
   fullImportWatermark?(): string | undefined;
   /** Changes since `watermark`; connectors without it (LDIF) always run full imports. */
-  deltaImport?(watermark: string, signal?: AbortSignal): DeltaImport;
+  /**
+   * `known`: whether the engine holds an object with this objectGUID (base64) as its anchor,
+   * so a user, group or contact: the connector may skip what it checks only for other entries
+   * (a renamed entry it knows is not a container whose subtree moved).
+   */
+  deltaImport?(watermark: string, signal?: AbortSignal, known?: (objectGuid: string) => boolean): DeltaImport;
   /**
    * The whole current entry at `dn`, for a delta change the connector space holds no staged
    * copy of (new, or out of scope until now); undefined when it is gone, null when it is

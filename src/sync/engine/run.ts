@@ -294,7 +294,9 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
 
     // ---- import
     startPhase('import');
-    const imp = watermark !== undefined ? importDelta(engine, engine.connector.deltaImport!(watermark, opts.signal), runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
+    const anchored = engine.space.sqlite.prepare<[string], { n: number }>('SELECT 1 AS n FROM objects WHERE anchor = ?');
+    const known = (objectGuid: string) => anchored.get(objectGuid) !== undefined;
+    const imp = watermark !== undefined ? importDelta(engine, engine.connector.deltaImport!(watermark, opts.signal, known), runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
     const { topologyChanged, deletesWithheld } = await imp;
     progress('import', counts.read, counts.read, true);
 

@@ -183,7 +183,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
     return { m: 'usn', usn: await highestUsn(c) };
   };
 
-  async function* dirSyncChanges(c: LdapConnection, nc: string, cookie: Buffer, since: string | undefined, done: (w: Watermark) => void, signal?: AbortSignal): AsyncGenerator<DeltaChange> {
+  async function* dirSyncChanges(c: LdapConnection, nc: string, cookie: Buffer, since: string | undefined, done: (w: Watermark) => void, signal?: AbortSignal, known?: (objectGuid: string) => boolean): AsyncGenerator<DeltaChange> {
     // Read before the search: a write after this read is in the cookie, and moves the number.
     const hcu = await writeMark(c).catch(() => undefined);
     if (hcu !== undefined && hcu === since) {
@@ -205,7 +205,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
         if (signal?.aborted) throw new SyncError('Aborted', 'The delta import was stopped; its watermark was not saved, so the next run reads these changes again.');
         // `name` comes back when the entry was renamed or moved; a container's rename or move
         // changes the DN of everything under it, and AD reports only the container.
-        if (e.name !== undefined && (await isContainer(c, e))) yield* subtree(c, e.dn, signal);
+        if (e.name !== undefined && !isKnown(e, known) && (await isContainer(c, e))) yield* subtree(c, e.dn, signal);
         else yield await deltaChange(c, e);
       }
       cookie = ctl.cookie;
@@ -214,6 +214,12 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
     }
     done({ m: 'dirsync', cookie: cookie.toString('base64'), ...(hcu !== undefined ? { hcu } : {}) });
   }
+
+  /** Whether the engine holds the entry (by its objectGUID): a user, group or contact, then. */
+  const isKnown = (e: Entry, known?: (objectGuid: string) => boolean): boolean => {
+    const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
+    return known !== undefined && Buffer.isBuffer(g) && known(g.toString('base64'));
+  };
 
   /** Whether a DirSync entry is an OU or container (not a user, group or contact). */
   const isContainer = async (c: LdapConnection, e: Entry): Promise<boolean> => {
@@ -349,7 +355,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
 
     fullImportWatermark: () => fullWatermark,
 
-    deltaImport(watermark: string, signal?: AbortSignal): DeltaImport {
+    deltaImport(watermark: string, signal?: AbortSignal, known?: (objectGuid: string) => boolean): DeltaImport {
       let wm: Watermark;
       try {
         wm = JSON.parse(watermark) as Watermark;
@@ -364,7 +370,7 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
           const nc = await namingContext(c);
           if (wm.m === 'dirsync') {
             try {
-              yield* dirSyncChanges(c, nc, Buffer.from(wm.cookie, 'base64'), wm.hcu, done, signal);
+              yield* dirSyncChanges(c, nc, Buffer.from(wm.cookie, 'base64'), wm.hcu, done, signal, known);
               return;
             } catch (err) {
               // Rights taken away since the last run: fall back, from the USN of now is unsafe
