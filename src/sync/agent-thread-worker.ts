@@ -24,6 +24,7 @@ function call<T>(method: BridgedMethod, args: unknown[]): Promise<T> {
 const has = new Set(start.methods);
 const bridge: Exporter = {
   identity: start.identity,
+  ...(start.inFlight !== undefined ? { inFlight: start.inFlight } : {}),
   check: () => call('check', []),
   export: (items) => call('export', [items]),
   ...(has.has('reportRun') ? { reportRun: (run) => call<void>('reportRun', [run]) } : {}),

@@ -41,6 +41,7 @@ export interface AgentThreadStart {
   /** Revealed in memory only, to rebuild the Secret objects in the worker; never logged. */
   secrets: Partial<Record<SecretName, { value: string; source: string }>>;
   identity: string;
+  inFlight?: number;
   /** The bridged methods the real exporter has (the optional ones are left out when it lacks them). */
   methods: BridgedMethod[];
 }
@@ -106,7 +107,7 @@ export async function openSyncAgentThread(config: SyncConfig, opts: ThreadAgentO
   const { secrets, ...plain } = config;
   const revealed: AgentThreadStart['secrets'] = {};
   for (const [name, s] of Object.entries(secrets) as [SecretName, Secret | undefined][]) if (s) revealed[name] = { value: s.reveal(), source: s.source };
-  const start: AgentThreadStart = { config: plain, secrets: revealed, identity: exporter.identity, methods: BRIDGED.filter((m) => typeof exporter[m] === 'function') };
+  const start: AgentThreadStart = { config: plain, secrets: revealed, identity: exporter.identity, ...(exporter.inFlight !== undefined ? { inFlight: exporter.inFlight } : {}), methods: BRIDGED.filter((m) => typeof exporter[m] === 'function') };
   const worker = new Worker(bootCode(), { eval: true, workerData: start });
 
   let opening: Deferred<void> | undefined;

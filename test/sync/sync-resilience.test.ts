@@ -59,13 +59,16 @@ describe('exporters and crash safety', () => {
     const { config } = await configFor(t, 7);
     const inner = await createInProcessExporter(cloud.svc, 'slowcloud');
     const sent = new Map<string, number>();
+    let at = 0;
+    let most = 0;
     // Every answer takes a while: the sync step and the reading of the next batches go on meanwhile.
     const exporter = {
       ...inner,
       async export(items: Parameters<typeof inner.export>[0]) {
         for (const i of items) sent.set(i.sourceAnchor, (sent.get(i.sourceAnchor) ?? 0) + 1);
+        most = Math.max(most, ++at);
         await new Promise((r) => setTimeout(r, 40));
-        return inner.export(items);
+        return inner.export(items).finally(() => at--);
       },
     };
     const agent = await openSyncAgent(config, { exporter });
@@ -75,6 +78,31 @@ describe('exporters and crash safety', () => {
     expect(r.counts.unchanged).toBe(0);
     expect([...sent.values()].filter((n) => n > 1)).toEqual([]);
     expect(sent.size).toBe(r.counts.inScope);
+    // In-process, two batches at the cloud at once (it applies them in the order sent).
+    expect(inner.inFlight).toBe(2);
+    expect(most).toBe(2);
+    expect(await state(t)).toEqual(reference);
+  });
+
+  it('sends one batch at a time to an exporter that cannot keep two in order (HTTP), with the same end state', async () => {
+    const t = await fresh('oneatatime');
+    const { config } = await configFor(t, 7);
+    const inner = await createInProcessExporter(cloud.svc, 'oneatatime');
+    let at = 0;
+    let most = 0;
+    const exporter = {
+      ...inner,
+      inFlight: 1,
+      async export(items: Parameters<typeof inner.export>[0]) {
+        most = Math.max(most, ++at);
+        await new Promise((r) => setTimeout(r, 10));
+        return inner.export(items).finally(() => at--);
+      },
+    };
+    const agent = await openSyncAgent(config, { exporter });
+    expect((await agent.run()).status).toBe('success');
+    await agent.close();
+    expect(most).toBe(1);
     expect(await state(t)).toEqual(reference);
   });
 

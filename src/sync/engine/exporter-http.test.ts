@@ -45,6 +45,8 @@ describe('HTTP exporter', () => {
     expect(bodies).toHaveLength(2);
     expect(JSON.parse(bodies[1]!)).toEqual(JSON.parse(bodies[0]!));
     expect(bodies[1]).toBe(bodies[0]);
+    // One request at a time: two on two connections may be applied in either order.
+    expect(exporter.inFlight).toBe(1);
     await exporter.close();
   });
 });

@@ -126,6 +126,8 @@ export function createHttpExporter(o: HttpExporterOptions): Exporter {
   }
 
   return {
+    // One batch at a time: two requests on two connections may be applied in either order.
+    inFlight: 1,
     identity: `${base}|${o.tenant.toLowerCase()}`,
     async acquireLease(holder, ttlSeconds) {
       return leaseState.parse(await control('POST', '/sync/v1/lease', { holder, ttlSeconds }));

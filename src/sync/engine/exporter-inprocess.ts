@@ -22,6 +22,8 @@ export async function createInProcessExporter(svc: Services, tenant: string): Pr
   const actor: Actor = { tenantId: t.id, kind: 'app', id: 'in-process-sync-agent', name: 'sync agent (in-process)', role: 'sync' };
   const control = createSyncControlService(svc.deps);
   return {
+    // Calls go into the service's transactions in the order made (one connection, FIFO).
+    inFlight: 2,
     identity: `in-process:${t.id}`,
     async check() {
       await svc.sync.apply(actor, []).catch(translate);

@@ -16,6 +16,11 @@ export interface PreparedUpsert {
 export interface Exporter {
   /** Identity of the target (URL + tenant); a different one means nothing was exported there yet. */
   readonly identity: string;
+  /**
+   * How many batches may be at the cloud at once and still be applied in the order sent
+   * (default 1). Order matters: of two objects claiming one address, the first applied keeps it.
+   */
+  readonly inFlight?: number;
   /** Fails with a SyncError when exports cannot work (unreachable, bad credentials, sync not activated). */
   check(): Promise<void>;
   /** Applies one batch (<= MAX_SYNC_BATCH, 5000); one result per item, in order. Throws SyncError only for whole-batch failures. */

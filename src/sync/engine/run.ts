@@ -144,9 +144,6 @@ const hash = (s: string) => createHash('sha1').update(s).digest('base64');
  */
 const COMMIT_EVERY = 20_000;
 
-/** Export batches at the cloud at once (see exportAll). */
-const EXPORTS_IN_FLIGHT = 2;
-
 /** Groups small writes into one transaction per COMMIT_EVERY objects. */
 function committer(db: Database) {
   let pending = 0;
@@ -1024,8 +1021,10 @@ async function exportAll(
   const commits = committer(db);
   let done = 0;
 
-  // Up to EXPORTS_IN_FLIGHT batches at the cloud at once: it applies one while the answer to
-  // the one before is recorded and the next is read (and, beside the sync step, computed).
+  // Up to exporter.inFlight batches at the cloud at once (two in-process): it applies one while
+  // the answer to the one before is recorded and the next is read (and, beside the sync step,
+  // computed). Over HTTP one: two requests on two connections may be applied in either order.
+  const limit = Math.max(1, engine.exporter.inFlight ?? 1);
   // Answers are recorded as they come; after a failure nothing more is, and the first error ends the export.
   const inFlight = new Set<Promise<void>>();
   const state: { failure?: { error: unknown } } = {};
@@ -1051,7 +1050,7 @@ async function exportAll(
       });
     inFlight.add(applied);
     void applied.finally(() => inFlight.delete(applied));
-    while (inFlight.size >= EXPORTS_IN_FLIGHT) await Promise.race(inFlight);
+    while (inFlight.size >= limit) await Promise.race(inFlight);
     rethrow();
   };
   /** Waits for every batch sent; throws the first failure. */
