@@ -12,7 +12,7 @@ import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
 import { dnRef, first, normalizeDn, objectTypeOf, scopeOf, text, values, type ObjectType, type ScopeRules } from './scope.ts';
-import { importWriter, MEMBER_REFS_KEY, memberRefs, PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
+import { importWriter, PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
   space: ConnectorSpace;
@@ -539,33 +539,13 @@ function mergeStaged(staged: Record<string, string[]>, delta: Record<string, str
 export const REFERRERS_INDEX = 'CREATE INDEX IF NOT EXISTS objects_refs ON objects (manager_ref) WHERE has_refs = 1';
 
 /**
- * The objects whose references a delta must look at, given the dnRef of the changed DN keys (a
- * JSON array, bound twice): users whose manager is one of them (objects_refs), groups with a
- * member that is (member_refs), and users whose manager is not known as a number (several
- * values, or spelled otherwise), read whole. A dnRef shared by two keys only adds a candidate:
- * its values are checked.
+ * The objects whose references a delta must look at, given the dnRef of the changed DN keys (a JSON array):
+ * users whose manager is one of them, and the objects read whole (groups; users whose manager
+ * is not known as a key). Both parts read the partial index objects_refs (REFERRERS_INDEX).
  */
 export const REFERRERS = `SELECT id, type, dn, NULL AS imported FROM objects WHERE has_refs = 1 AND manager_ref IN (SELECT value FROM json_each(?)) AND present = 1 AND in_scope = 1 AND type = 'user'
   UNION ALL
-  SELECT id, type, dn, NULL AS imported FROM objects WHERE id IN (SELECT r.id FROM member_refs r WHERE r.ref IN (SELECT value FROM json_each(?))) AND present = 1 AND in_scope = 1 AND type = 'group'
-  UNION ALL
-  SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.has_refs = 1 AND o.manager_ref IS NULL AND o.present = 1 AND o.in_scope = 1 AND o.type = 'user'`;
-
-/** Fills member_refs from every group's staged copy, once (then importWriter keeps it). */
-function buildMemberRefs(engine: Engine): void {
-  const db = engine.space.sqlite;
-  if (engine.space.getMeta(MEMBER_REFS_KEY) === '1') return;
-  db.exec('DELETE FROM member_refs');
-  const page = db.prepare<[number], { id: number; imported: string }>("SELECT o.id, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.type = 'group' AND o.id > ? ORDER BY o.id LIMIT 500");
-  const add = db.prepare<[number, number]>('INSERT OR IGNORE INTO member_refs (ref, id) VALUES (?, ?)');
-  for (let after = 0; ; ) {
-    const rows = page.all(after);
-    if (!rows.length) break;
-    for (const r of rows) for (const ref of memberRefs(r.imported)) add.run(ref, r.id);
-    after = rows[rows.length - 1]!.id;
-  }
-  engine.space.setMeta(MEMBER_REFS_KEY, '1');
-}
+  SELECT o.id, o.type, o.dn, i.imported FROM objects o JOIN object_imports i ON i.id = o.id WHERE o.has_refs = 1 AND o.manager_ref IS NULL AND o.present = 1 AND o.in_scope = 1`;
 
 /**
  * After a delta: (1) a rename or move changes the DN in every `member` and `manager` value that
@@ -582,11 +562,16 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
   const db = engine.space.sqlite;
   const held = db.prepare<[string], { n: number }>('SELECT 1 AS n FROM objects WHERE dn_key = ? AND present = 1');
   const dropped = new Set([...deleted].filter((k) => held.get(k) === undefined));
-  // Only the objects whose references name one of the changed DNs are read (REFERRERS).
+  // A user's one reference, its manager, is its manager_ref: only the users whose manager is one
+  // of the changed DNs are read. Groups, and users whose manager is not known as a key (several
+  // values, or spelled otherwise), are read whole. Both from the index objects_refs.
   db.exec(REFERRERS_INDEX);
-  buildMemberRefs(engine);
   const changed = JSON.stringify([...new Set([...touched, ...moved.keys()].map(dnRef))]);
-  const rows = db.prepare<[string, string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(REFERRERS).iterate(changed, changed);
+  const rows = db
+    .prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(
+      REFERRERS,
+    )
+    .iterate(changed);
   const whole = db.prepare<[number], { imported: string }>('SELECT imported FROM object_imports WHERE id = ?');
   const write = importWriter(db);
   const rehash = db.prepare<[string, number, number, number | null, number]>('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?), has_refs = ?, manager_ref = ? WHERE id = ?');
@@ -616,7 +601,7 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
     }
     if (rewritten) {
       const staged = JSON.stringify(attrs);
-      write.setImported(r.id, staged, r.type);
+      write.setImported(r.id, staged);
       const managers = Object.entries(attrs).find(([k]) => /^manager$/i.test(k))?.[1] ?? [];
       const managerRef = r.type === 'user' && managers.length === 1 ? dnRef(normalizeDn(managers[0]!)) : null;
       rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.type === 'group' || managers.length > 0 ? 1 : 0, managerRef, r.id);

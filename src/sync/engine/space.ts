@@ -7,7 +7,6 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { SyncError } from '../errors.ts';
 import { migrationProvider } from './migrations/index.ts';
-import { dnRef, normalizeDn } from './scope.ts';
 
 /**
  * One object as `objects_full` shows it (migration 0006): the state row of `objects`, its
@@ -105,47 +104,22 @@ export function importWriter(db: SQLite.Database) {
   );
   const putImported = db.prepare<[number, string]>('INSERT INTO object_imports (id, imported) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET imported = excluded.imported');
   const dropImported = db.prepare<[number]>('DELETE FROM object_imports WHERE id = ?');
-  // A group's member references, once a delta has built them (MEMBER_REFS_KEY): kept with its staged copy.
-  const refsKept = (db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(MEMBER_REFS_KEY)?.value ?? '') === '1';
-  const dropRefs = db.prepare<[number]>('DELETE FROM member_refs WHERE id = ?');
-  const addRef = db.prepare<[number, number]>('INSERT OR IGNORE INTO member_refs (ref, id) VALUES (?, ?)');
-  const keepRefs = (id: number, type: string, staged: string | null) => {
-    if (!refsKept || type !== 'group') return;
-    dropRefs.run(id);
-    if (staged !== null) for (const ref of memberRefs(staged)) addRef.run(ref, id);
-  };
-  const setImported = (id: number, staged: string | null, type: string) => {
-    if (staged === null) dropImported.run(id);
-    else putImported.run(id, staged);
-    keepRefs(id, type, staged);
-  };
+  const setImported = (id: number, staged: string | null) => void (staged === null ? dropImported.run(id) : putImported.run(id, staged));
   type Staged = [type: string, dn: string, dnKey: string, inScope: number, reason: string | null, runId: number, hash: string, staged: string | null, hasRefs: number, managerRef: number | null];
   return {
     /** A new object; returns its id. */
     insert(anchor: string, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs, managerRef]: Staged): number {
       const id = Number(insertRow.run(anchor, type, dn, dnKey, inScope, reason, runId, hash, hasRefs, managerRef, inScope).lastInsertRowid);
       if (staged !== null) putImported.run(id, staged);
-      keepRefs(id, type, staged);
       return id;
     },
     update(id: number, ...[type, dn, dnKey, inScope, reason, runId, hash, staged, hasRefs, managerRef]: Staged): void {
       updateRow.run(type, dn, dnKey, inScope, reason, runId, hash, hasRefs, managerRef, inScope, id);
-      setImported(id, staged, type);
+      setImported(id, staged);
     },
     /** Replaces (or, for null, drops) the imported attributes alone. */
     setImported,
   };
-}
-
-/** Set in meta once member_refs holds every group's member references (built by the first delta that needs them). */
-export const MEMBER_REFS_KEY = 'refs.members';
-
-/** dnRef of each `member` value of a staged copy (JSON). */
-export function memberRefs(staged: string): number[] {
-  const attrs = JSON.parse(staged) as Record<string, string[]>;
-  const out: number[] = [];
-  for (const [k, vs] of Object.entries(attrs)) if (/^member$/i.test(k)) for (const v of vs) out.push(dnRef(normalizeDn(v)));
-  return out;
 }
 
 /** A per-folder lock so two runs never work on one connector space at once; a dead holder's lock is taken over. */

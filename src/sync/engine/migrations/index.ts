@@ -6,7 +6,7 @@ import * as m0003 from './0003-run-errors.ts';
 import * as m0004 from './0004-export-order.ts';
 import * as m0005 from './0005-dn-covering-index.ts';
 import * as m0006 from './0006-narrow-objects.ts';
-import * as m0007 from './0007-reference-indexes.ts';
+import * as m0007 from './0007-manager-ref.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-connector-space': m0001,
@@ -15,7 +15,7 @@ const migrations: Record<string, Migration> = {
   '0004-export-order': m0004,
   '0005-dn-covering-index': m0005,
   '0006-narrow-objects': m0006,
-  '0007-reference-indexes': m0007,
+  '0007-manager-ref': m0007,
 };
 
 export const migrationProvider: MigrationProvider = {
