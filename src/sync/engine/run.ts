@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
 import { MAX_SYNC_BATCH, MAX_SYNC_BODY_BYTES, syncGroupAttributes, syncUserAttributes, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from '../../cloud/sync/sync-wire.ts';
-import { isEntryError, type DeltaImport, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
+import { isEntryError, type LdapValue, type SourceConnector, type SourceEntry } from '../connectors/connector.ts';
 import type { DeletionThreshold } from '../config.ts';
 import { SyncError, type SyncErrorCode } from '../errors.ts';
 import type { Exporter, SyncRunReport } from './exporter.ts';
@@ -172,6 +172,16 @@ const MAX_BATCH_BYTES = (MAX_SYNC_BODY_BYTES * 3) / 4;
  */
 const CONSISTENCY_KEY = 'anchors.consistency';
 
+/**
+ * What an object's `manager` values give its connector-space row: has_refs (a group, or a user
+ * naming a manager), manager_ref (dnRef of an in-scope user's one manager; null for none or
+ * several, which a delta reads whole) and the DN keys an in-scope user names (export_first).
+ */
+function managerRefs(type: ObjectType, managers: readonly LdapValue[], inScope: boolean): { hasRefs: number; managerRef: number | null; keys: string[] } {
+  const keys = inScope && type === 'user' ? managers.map((m) => normalizeDn(text(m)!)) : [];
+  return { hasRefs: type === 'group' || managers.length > 0 ? 1 : 0, managerRef: keys.length === 1 ? dnRef(keys[0]!) : null, keys };
+}
+
 function anchorOf(e: SourceEntry): string | undefined {
   const v = first(e, 'mS-DS-ConsistencyGuid') ?? first(e, 'objectGUID');
   if (v === undefined) return undefined;
@@ -291,9 +301,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
 
     // ---- import
     startPhase('import');
-    const anchored = engine.space.sqlite.prepare<[string], { n: number }>('SELECT 1 AS n FROM objects WHERE anchor = ?');
-    const known = (objectGuid: string) => anchored.get(objectGuid) !== undefined;
-    const imp = watermark !== undefined ? importDelta(engine, engine.connector.deltaImport!(watermark, opts.signal, known), runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
+    const imp = watermark !== undefined ? importDelta(engine, watermark, opts.signal, runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
     const { topologyChanged, deletesWithheld } = await imp;
     progress('import', counts.read, counts.read, true);
 
@@ -428,12 +436,8 @@ async function importAll(
           // Out-of-scope objects keep no attributes: scope is re-evaluated on every import anyway.
           const staged = inScope ? JSON.stringify(stage(item).attrs) : null;
           const h = staged ? hash(`${type}\n${item.dn}\n${staged}`) : '';
-          const managers = values(item, 'manager');
-          const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
-          const managerKey = inScope && type === 'user' && managers.length === 1 ? normalizeDn(text(managers[0])!) : null;
-          const managerRef = managerKey === null ? null : dnRef(managerKey);
-          if (managerKey !== null) managerKeys.add(managerKey);
-          else if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
+          const { hasRefs, managerRef, keys } = managerRefs(type, values(item, 'manager'), inScope === 1);
+          for (const k of keys) managerKeys.add(k);
           const dnKey = normalizeDn(item.dn);
           if (!prev) {
             write.insert(anchor, type, item.dn, dnKey, inScope, reason, runId, h, staged, hasRefs, managerRef);
@@ -567,19 +571,12 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
   // values, or spelled otherwise), are read whole. Both from the index objects_refs.
   db.exec(REFERRERS_INDEX);
   const changed = JSON.stringify([...new Set([...touched, ...moved.keys()].map(dnRef))]);
-  const rows = db
-    .prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(
-      REFERRERS,
-    )
-    .iterate(changed);
+  const todo = db.prepare<[string], Pick<ObjectRow, 'id' | 'type' | 'dn' | 'imported'>>(REFERRERS).all(changed);
   const whole = db.prepare<[number], { imported: string }>('SELECT imported FROM object_imports WHERE id = ?');
   const write = importWriter(db);
   const rehash = db.prepare<[string, number, number, number | null, number]>('UPDATE objects SET import_hash = ?, dirty = max(dirty, ?), has_refs = ?, manager_ref = ? WHERE id = ?');
   const markDirty = db.prepare('UPDATE objects SET dirty = 1 WHERE id = ?');
-  const todo: { id: number; type: ObjectType; dn: string; imported: string | null }[] = [];
-  for (const r of rows) todo.push({ id: r.id, type: r.type, dn: r.dn, imported: r.imported });
   for (const r of todo) {
-    // (Read after the scan: better-sqlite3 runs nothing else while an iteration is open.)
     const attrs = JSON.parse(r.imported ?? whole.get(r.id)!.imported) as Record<string, string[]>;
     let rewritten = false;
     let dirty = false;
@@ -602,9 +599,9 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
     if (rewritten) {
       const staged = JSON.stringify(attrs);
       write.setImported(r.id, staged);
-      const managers = Object.entries(attrs).find(([k]) => /^manager$/i.test(k))?.[1] ?? [];
-      const managerRef = r.type === 'user' && managers.length === 1 ? dnRef(normalizeDn(managers[0]!)) : null;
-      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, r.type === 'group' || managers.length > 0 ? 1 : 0, managerRef, r.id);
+      // (The referrers are in scope.)
+      const { hasRefs, managerRef } = managerRefs(r.type, Object.entries(attrs).find(([k]) => /^manager$/i.test(k))?.[1] ?? [], true);
+      rehash.run(hash(`${r.type}\n${r.dn}\n${staged}`), dirty ? 1 : 0, hasRefs, managerRef, r.id);
     } else if (dirty) markDirty.run(r.id);
   }
 }
@@ -617,7 +614,8 @@ function refreshReferences(engine: Engine, moved: Map<string, string>, touched: 
  */
 async function importDelta(
   engine: Engine,
-  delta: DeltaImport,
+  watermark: string,
+  signal: AbortSignal | undefined,
   runId: number,
   counts: RunCounts,
   fail: (e: ObjectError) => void,
@@ -627,6 +625,8 @@ async function importDelta(
   type Prev = Pick<ObjectRow, 'id' | 'anchor' | 'type' | 'dn' | 'in_scope' | 'scope_reason' | 'import_hash' | 'present' | 'imported'>;
   const cols = 'id, anchor, type, dn, in_scope, scope_reason, import_hash, present, imported';
   const byAnchor = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects_full WHERE anchor = ?`);
+  // An entry whose objectGUID anchors an object here is a user, group or contact (not a container).
+  const delta = engine.connector.deltaImport!(watermark, signal, (objectGuid) => byAnchor.get(objectGuid) !== undefined);
   // Objects anchored on ms-DS-ConsistencyGuid are found by the objectGUID in their staged copy.
   const byGuid = db.prepare<[string], Prev>(`SELECT ${cols} FROM objects_full WHERE json_extract(imported, '$.objectGUID[0]') = ? LIMIT 1`);
   // The lookup by objectGUID scans the table, so it only runs when some anchor is not the objectGUID.
@@ -672,12 +672,8 @@ async function importDelta(
     counts[inScope ? 'inScope' : 'outOfScope']++;
     const staged = inScope ? JSON.stringify(stage(entry).attrs) : null;
     const h = staged ? hash(`${type}\n${entry.dn}\n${staged}`) : '';
-    const managers = values(entry, 'manager');
-    const hasRefs = type === 'group' || managers.length > 0 ? 1 : 0;
-    const managerKey = inScope && type === 'user' && managers.length === 1 ? normalizeDn(text(managers[0])!) : null;
-    const managerRef = managerKey === null ? null : dnRef(managerKey);
-    if (managerKey !== null) managerKeys.add(managerKey);
-    else if (inScope && type === 'user') for (const m of managers) managerKeys.add(normalizeDn(text(m)!));
+    const { hasRefs, managerRef, keys } = managerRefs(type, values(entry, 'manager'), inScope === 1);
+    for (const k of keys) managerKeys.add(k);
     if (!prev) {
       write.insert(anchor, type, entry.dn, normalizeDn(entry.dn), inScope, reason, runId, h, staged, hasRefs, managerRef);
       if (inScope) touched.add(normalizeDn(entry.dn));
