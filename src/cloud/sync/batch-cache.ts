@@ -34,11 +34,11 @@ export function chunks<T>(xs: readonly T[]): T[][] {
 }
 
 /**
- * Live users and groups with these source anchors: users first, then groups for the anchors no
- * user holds (an anchor belongs to one object, so a group's members, mostly users, cost one
- * lookup each instead of two).
+ * Users and groups with these source anchors, live ones only unless `withDeleted`: users first,
+ * then groups for the anchors no user holds (an anchor belongs to one object, so a group's
+ * members, mostly users, cost one lookup each instead of two).
  */
-async function liveByAnchor(db: Db, tenantId: string, anchors: readonly string[]): Promise<Map<string, ObjectRef>> {
+export async function objectsByAnchor(db: Db, tenantId: string, anchors: readonly string[], withDeleted = false): Promise<Map<string, ObjectRef>> {
   const out = new Map<string, ObjectRef>();
   const users = new Set<string>();
   for (const type of ['user', 'group'] as const) {
@@ -54,7 +54,7 @@ async function liveByAnchor(db: Db, tenantId: string, anchors: readonly string[]
         .execute();
       for (const r of rows) {
         if (type === 'user') users.add(r.immutable_id!);
-        if (r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
+        if (withDeleted || r.deleted_at === null) out.set(r.immutable_id!, { id: r.id, type });
       }
     }
   }
@@ -117,7 +117,7 @@ export class BatchCache {
       if (own !== undefined) c.refs.set(a, own && own.deleted_at === null ? { id: own.id, type: c.users.get(a) ? 'user' : 'group' } : null);
       else unknown.push(a);
     }
-    const found = await liveByAnchor(db, T, unknown);
+    const found = await objectsByAnchor(db, T, unknown);
     for (const a of unknown) c.refs.set(a, found.get(a) ?? null);
     // Addresses the batch claims, and what its existing objects hold now.
     const existing = [...c.users.values(), ...c.groups.values()].filter((r) => r !== null).map((r) => r.id);
@@ -168,7 +168,7 @@ export class BatchCache {
       if (hit === undefined) missing.push(a);
       else if (hit) cached.set(a, hit);
     }
-    const out = await liveByAnchor(this.db, this.tenantId, missing);
+    const out = await objectsByAnchor(this.db, this.tenantId, missing);
     for (const [a, ref] of cached) out.set(a, ref);
     return out;
   }

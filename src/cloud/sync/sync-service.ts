@@ -12,7 +12,7 @@ import { addressClaims, conflictWith, nextSeq, type AddressClaim, type AddressCo
 import { likeEscape } from '../services/query.ts';
 import { defaultSyncFeatures } from '../services/tenants.ts';
 import { insertRow, insertRows, updateObject } from '../store/compiled.ts';
-import { BatchCache, chunks } from './batch-cache.ts';
+import { BatchCache, chunks, objectsByAnchor } from './batch-cache.ts';
 import { decideUpn, placeholderUpn, syncMailNickname } from './rules.ts';
 import { createSyncRunService } from './sync-runs.ts';
 import { MAX_SYNC_BATCH, parseItem, type MatchKind, type ProvisioningError, type SyncGroupAttributes, type SyncItem, type SyncResult, type SyncUserAttributes } from './sync-wire.ts';
@@ -337,13 +337,8 @@ export function createSyncService(deps: Deps) {
       if (dropped.length) {
         for (const chunk of chunks(dropped)) await pending().where('target_anchor', 'in', chunk).execute();
         // Live or not (a member deleted since still has its row here).
-        for (const table of ['users', 'groups'] as const) {
-          for (const chunk of chunks(dropped)) {
-            const ids = (await trx.selectFrom(table).select('id').where('tenant_id', '=', T).where('immutable_id', 'in', chunk).execute()).map((r) => r.id);
-            if (!ids.length) continue;
-            for (const r of await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', ids).execute()) remove.push([r.member_id, r.member_type]);
-          }
-        }
+        const ids = [...(await objectsByAnchor(trx, T, dropped, true)).values()].map((o) => o.id);
+        for (const chunk of chunks(ids)) for (const r of await trx.selectFrom('memberships').select(['member_id', 'member_type']).where('tenant_id', '=', T).where('group_id', '=', id).where('member_id', 'in', chunk).execute()) remove.push([r.member_id, r.member_type]);
       }
       const unresolved = (await trx.selectFrom('sync_pending_refs').select('target_anchor').where('tenant_id', '=', T).where('source_id', '=', id).where('kind', '=', 'member').execute()).map((r) => r.target_anchor);
       return { add: add.sort(byId), remove, unresolved, before: rows, changedList: added.length > 0 || dropped.length > 0 };
