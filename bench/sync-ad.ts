@@ -126,7 +126,7 @@ try {
     full: figures(full, fullFloor),
     deltaAfterChurn: { ...figures(median.sync, median.floor), rounds: deltas.map((d) => ({ seconds: Number(d.sync.seconds.toFixed(3)), floorSeconds: Number(d.floor.seconds.toFixed(3)), phases: d.sync.phases })) },
     noChangeDelta: figures(quiet, quietFloor),
-    note: 'in-process exporter, the agent on a worker thread opened once (openSeconds) for the three runs; the cloud directory shares this process (peak RSS includes it); Samba runs beside it',
+    note: 'in-process exporter, the agent on a worker thread opened once (openSeconds) for all the runs; the cloud directory shares this process (peak RSS includes it); Samba runs beside it',
   });
 } finally {
   await cloud.close();
