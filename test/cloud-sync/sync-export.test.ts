@@ -151,6 +151,32 @@ describe('exports', () => {
     expect(healed.body.onPremisesProvisioningErrors).toEqual([]);
   });
 
+  it('within one batch, later objects see the users created before them: a shared address names its holder, a repeated anchor updates the same user, a same UPN is refused as a soft match', async () => {
+    // Created users are inserted several at a time; every read in the batch must still see them.
+    const [a, b, c, d] = [anchor(), anchor(), anchor(), anchor()];
+    const r = await exportObjects([
+      user(a, { userPrincipalName: 'held.a@fabrikam.com', displayName: 'Held A', proxyAddresses: ['SMTP:held.a@fabrikam.com', 'smtp:shared.batch@fabrikam.com'] }),
+      user(b, { userPrincipalName: 'held.b@fabrikam.com', displayName: 'Held B', proxyAddresses: ['SMTP:held.b@fabrikam.com', 'smtp:shared.batch@fabrikam.com'] }),
+      user(a, { userPrincipalName: 'held.a@fabrikam.com', displayName: 'Held A renamed', proxyAddresses: ['SMTP:held.a@fabrikam.com', 'smtp:shared.batch@fabrikam.com'] }),
+      user(c, { userPrincipalName: 'dup.batch@fabrikam.com', displayName: 'Dup C' }),
+      user(d, { userPrincipalName: 'dup.batch@fabrikam.com', displayName: 'Dup D' }),
+    ]);
+    expect(r.status).toBe(200);
+    const [ra, rb, ra2, rc, rd] = r.body.results;
+    expect([ra.status, rb.status, ra2.status, rc.status, rd.status]).toEqual(['created', 'created', 'updated', 'created', 'created']);
+    expect(ra2.id).toBe(ra.id);
+    const rows = await cloud.svc.db.selectFrom('users').select(['id', 'display_name']).where('tenant_id', '=', t.tenant.id).where('immutable_id', '=', a).execute();
+    expect(rows).toEqual([{ id: ra.id, display_name: 'Held A renamed' }]);
+    expect(rb.provisioningErrors).toEqual([expect.objectContaining({ propertyCausingError: 'ProxyAddresses', value: 'smtp:shared.batch@fabrikam.com', conflictingObjectId: ra.id, conflictingObjectDisplayName: 'held.a@fabrikam.com' })]);
+    expect(rd.softMatchRefused).toContain('already synced with another source anchor');
+    expect(rd.provisioningErrors).toEqual([expect.objectContaining({ propertyCausingError: 'UserPrincipalName', conflictingObjectId: rc.id })]);
+    // The same anchor twice in a row, with no other read between them.
+    const e = anchor();
+    const again = await exportObjects([user(e, { userPrincipalName: 'twice@fabrikam.com', displayName: 'Twice' }), user(e, { userPrincipalName: 'twice@fabrikam.com', displayName: 'Twice renamed' })]);
+    expect(again.body.results.map((x: { status: string }) => x.status)).toEqual(['created', 'updated']);
+    expect(again.body.results[1].id).toBe(again.body.results[0].id);
+  });
+
   it('restores an object that comes back into scope as the same object', async () => {
     const a = anchor();
     const created = await exportObjects([user(a, { userPrincipalName: 'hank@fabrikam.com', displayName: 'Hank' })]);

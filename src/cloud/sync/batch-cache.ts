@@ -74,6 +74,11 @@ export class BatchCache {
   /** Lower-cased UPNs that may belong to a live user (a superset: a hit is checked in SQL). */
   private readonly maybeUpns = new Set<string>();
   private valid = true;
+  /**
+   * Called before any read that goes to the database: the batch may hold writes not yet made
+   * (the sync service's buffered inserts), which the read must see.
+   */
+  beforeRead: () => Promise<void> = async () => {};
 
   private constructor(
     private readonly db: Db,
@@ -150,12 +155,14 @@ export class BatchCache {
   async user(anchor: string): Promise<UserTable | undefined> {
     const hit = this.valid ? this.users.get(anchor) : undefined;
     if (hit !== undefined) return hit ?? undefined;
+    await this.beforeRead();
     return this.db.selectFrom('users').selectAll().where('tenant_id', '=', this.tenantId).where('immutable_id', '=', anchor).executeTakeFirst();
   }
 
   async group(anchor: string): Promise<GroupTable | undefined> {
     const hit = this.valid ? this.groups.get(anchor) : undefined;
     if (hit !== undefined) return hit ?? undefined;
+    await this.beforeRead();
     return this.db.selectFrom('groups').selectAll().where('tenant_id', '=', this.tenantId).where('immutable_id', '=', anchor).executeTakeFirst();
   }
 
@@ -168,6 +175,7 @@ export class BatchCache {
       if (hit === undefined) missing.push(a);
       else if (hit) cached.set(a, hit);
     }
+    if (missing.length) await this.beforeRead();
     const out = await objectsByAnchor(this.db, this.tenantId, missing);
     for (const [a, ref] of cached) out.set(a, ref);
     return out;
@@ -177,6 +185,7 @@ export class BatchCache {
   async holder(address: string): Promise<string | null> {
     const hit = this.valid ? this.holders.get(address) : undefined;
     if (hit !== undefined) return hit;
+    await this.beforeRead();
     const r = await this.db.selectFrom('addresses').select('object_id').where('tenant_id', '=', this.tenantId).where('address', '=', address).executeTakeFirst();
     return r?.object_id ?? null;
   }

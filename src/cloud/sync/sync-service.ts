@@ -1,7 +1,7 @@
 // The cloud side of directory sync (what Entra does for Connect): takes batches of objects
 // keyed by source anchor and applies hard match, soft match, UPN fallback and duplicate-
 // attribute resiliency, recording provisioning errors that heal by themselves.
-import { sql, type Kysely } from 'kysely';
+import { sql, type Insertable, type Kysely } from 'kysely';
 import { badRequest, forbidden, NimbusError } from '../../shared/errors.ts';
 import { asciiLower, primarySmtp, smtpAddress } from '../../shared/upn.ts';
 import { ERRORED } from '../store/migrations/0013-errored-index.ts';
@@ -25,6 +25,15 @@ type Features = typeof defaultSyncFeatures;
 /** JSON with sorted keys, so equal attributes compare equal however they were ordered. */
 const stableJson = (o: Record<string, unknown>) => JSON.stringify(o, Object.keys(o).sort());
 
+/**
+ * Rows of created users and their addresses, inserted many per statement when the batch next
+ * reads the database (or at its end) instead of one statement per object: at 100k users the
+ * statements themselves cost as much as SQLite's work for them. Only the straight try buffers;
+ * the careful path writes each object under its own savepoint.
+ */
+type WriteBuffer = { users: Insertable<UserTable>[]; addresses: Insertable<Database['addresses']>[] };
+const FLUSH_ROWS = 256;
+
 // ---- the service ------------------------------------------------------------------------
 
 export function createSyncService(deps: Deps) {
@@ -42,7 +51,9 @@ export function createSyncService(deps: Deps) {
     const batch = { cache: undefined as unknown as BatchCache, upserted: new Set<string>() };
     /** Groups this call created (its first pass); their first members need no change-log rows. */
     const createdGroups = new Set<string>();
-    return { t, verified, features, released, seq, nextSeq: () => ++seq.value, batch, createdGroups };
+    /** Inserts of created users and their addresses not made yet (the straight try only); see flushWrites. */
+    const writes = { buffer: null as WriteBuffer | null };
+    return { t, verified, features, released, seq, nextSeq: () => ++seq.value, batch, createdGroups, writes };
   }
   type Ctx = Awaited<ReturnType<typeof context>>;
 
@@ -51,12 +62,25 @@ export function createSyncService(deps: Deps) {
     occurredDateTime: prev.find((p) => p.propertyCausingError === e.propertyCausingError && p.value === e.value)?.occurredDateTime ?? now,
   });
 
+  /** Makes the buffered inserts (before a read that must see them, and before commit). */
+  async function flushWrites(trx: Db, ctx: Ctx): Promise<void> {
+    const b = ctx.writes.buffer;
+    if (!b || (b.users.length === 0 && b.addresses.length === 0)) return;
+    const { users, addresses } = b;
+    b.users = [];
+    b.addresses = [];
+    await insertRows(trx, 'addresses', addresses, { ignoreConflicts: true });
+    await insertRows(trx, 'users', users);
+  }
+
   /** Which of the claims another object holds (the batch cache answers; names from the database). */
   async function conflictsOf(trx: Db, ctx: Ctx, selfId: string, claims: readonly AddressClaim[]): Promise<AddressConflict[]> {
     const out: AddressConflict[] = [];
     for (const claim of claims) {
       const other = await ctx.batch.cache.holder(claim.address);
-      if (other !== null && other !== selfId) out.push(await conflictWith(trx, ctx.t.id, claim, other));
+      if (other === null || other === selfId) continue;
+      await flushWrites(trx, ctx);
+      out.push(await conflictWith(trx, ctx.t.id, claim, other));
     }
     return out;
   }
@@ -123,7 +147,9 @@ export function createSyncService(deps: Deps) {
     const add = [...want].filter((a) => !held.has(a));
     for (const a of drop) ctx.released.add(a);
     if (drop.length) await trx.deleteFrom('addresses').where('tenant_id', '=', T).where('object_id', '=', id).where('address', 'in', drop).execute();
-    await insertRows(trx, 'addresses', add.map((address) => ({ tenant_id: T, address, object_id: id })), { ignoreConflicts: true });
+    const rows = add.map((address) => ({ tenant_id: T, address, object_id: id }));
+    if (type === 'user' && !existed && ctx.writes.buffer) ctx.writes.buffer.addresses.push(...rows);
+    else await insertRows(trx, 'addresses', rows, { ignoreConflicts: true });
     ctx.batch.cache.wrote(type, anchor, id, [...want], live, existed, upn);
   }
 
@@ -155,6 +181,7 @@ export function createSyncService(deps: Deps) {
    */
   async function resolveDeferred(trx: Db, ctx: Ctx, now: string): Promise<void> {
     const T = ctx.t.id;
+    await flushWrites(trx, ctx);
     const anchors = [...ctx.batch.upserted];
     for (let i = 0; i < anchors.length; i += 500) {
       const chunk = anchors.slice(i, i + 500);
@@ -209,12 +236,14 @@ export function createSyncService(deps: Deps) {
       if (!ctx.features.blockSoftMatchEnabled) {
         const candidates: { row: UserTable; kind: MatchKind }[] = [];
         if (ctx.features.softMatchOnUpnEnabled && a.userPrincipalName && cache.mayHoldUpn(a.userPrincipalName)) {
+          await flushWrites(trx, ctx);
           const u = await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where(sql<boolean>`lower(upn) = ${asciiLower(a.userPrincipalName)}`).where('deleted_at', 'is', null).executeTakeFirst();
           if (u) candidates.push({ row: u, kind: 'soft-upn' });
         }
         const smtp = primarySmtp(a.proxyAddresses ?? []) ?? a.mail ?? null;
         if (smtp) {
           const holder = await cache.holder(asciiLower(smtp));
+          if (holder) await flushWrites(trx, ctx);
           const u = holder ? await trx.selectFrom('users').selectAll().where('tenant_id', '=', T).where('id', '=', holder).where('deleted_at', 'is', null).executeTakeFirst() : undefined;
           if (u && !candidates.some((c) => c.row.id === u.id)) candidates.push({ row: u, kind: 'soft-smtp' });
         }
@@ -299,7 +328,11 @@ export function createSyncService(deps: Deps) {
     }
     await writeAddresses(trx, ctx, 'user', anchorValue, id, false, claims, true, fields.upn);
     const seq = ctx.nextSeq();
-    await insertRow(trx, 'users', { ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now });
+    const created = { ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now };
+    const buffer = ctx.writes.buffer;
+    if (!buffer) await insertRow(trx, 'users', created);
+    // A few statements' worth at a time: rows held longer outlive the young heap and cost more to collect.
+    else if (buffer.users.push(created) >= FLUSH_ROWS) await flushWrites(trx, ctx);
     return { ...result, status: 'created' };
   }
 
@@ -313,6 +346,7 @@ export function createSyncService(deps: Deps) {
    */
   async function memberPlan(trx: Db, ctx: Ctx, id: string, existed: boolean, members: readonly string[]): Promise<{ add: Member[]; remove: (readonly [id: string, type: string])[]; unresolved: string[]; before: number; changedList: boolean }> {
     const T = ctx.t.id;
+    await flushWrites(trx, ctx);
     const pending = () => trx.deleteFrom('sync_pending_refs').where('tenant_id', '=', T).where('source_id', '=', id).where('kind', '=', 'member');
     const byId = ([a]: Member, [b]: Member) => (a < b ? -1 : a > b ? 1 : 0);
     const last = existed ? await trx.selectFrom('sync_member_lists').select(['anchors', 'member_count']).where('tenant_id', '=', T).where('group_id', '=', id).executeTakeFirst() : undefined;
@@ -373,6 +407,7 @@ export function createSyncService(deps: Deps) {
       if (a.mailEnabled && !ctx.features.blockSoftMatchEnabled) {
         const smtps = (a.proxyAddresses ?? []).map(smtpAddress).filter((x): x is string => !!x).map(asciiLower);
         if (smtps.length) {
+          await flushWrites(trx, ctx);
           const held = await trx.selectFrom('addresses').select('object_id').where('tenant_id', '=', T).where('address', 'in', smtps).execute();
           for (const h of held) {
             const g = await trx.selectFrom('groups').selectAll().where('tenant_id', '=', T).where('id', '=', h.object_id).where('deleted_at', 'is', null).executeTakeFirst();
@@ -495,7 +530,9 @@ export function createSyncService(deps: Deps) {
       // the counter is written back before commit (delta reads commit-ordered numbers).
       ctx.seq.value = await nextSeq(trx, ctx.t.id, 0);
       ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items, (a) => decideUpn(a, ctx.verified, ctx.t.initial_domain).upn);
+      ctx.batch.cache.beforeRead = () => flushWrites(trx, ctx);
       ctx.batch.upserted.clear();
+      ctx.writes.buffer = isolated ? null : { users: [], addresses: [] };
       for (const item of items) {
         if (!isolated) {
           let result: SyncResult | undefined;
@@ -523,6 +560,15 @@ export function createSyncService(deps: Deps) {
           ctx.batch.upserted.delete(item.sourceAnchor);
           const message = err instanceof NimbusError ? err.message : `Unexpected error: ${(err as Error).message}`;
           out.push({ sourceAnchor: item.sourceAnchor, type: item.type, status: 'error', message, provisioningErrors: [{ category: 'DataValidationFailed', propertyCausingError: 'Object', value: item.sourceAnchor, occurredDateTime: now }] });
+        }
+      }
+      if (!isolated) {
+        // A buffered insert that fails sends the batch down the careful path, as a failing object does.
+        const flushed = await flushWrites(trx, ctx).then(() => true, () => false);
+        ctx.writes.buffer = null;
+        if (!flushed) {
+          await trx.rollback().execute();
+          return undefined;
         }
       }
       await resolveDeferred(trx, ctx, now);
