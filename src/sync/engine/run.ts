@@ -308,8 +308,10 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     // ---- sync
     startPhase('sync');
     const rulesChanged = space.getMeta('rules') !== mapper.fingerprint;
-    if (opts.full || rulesChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1').run();
-    else if (topologyChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1 AND has_refs = 1').run();
+    // (Rows dirty already are left alone: SQLite rewrites a row an UPDATE matches even when
+    // nothing changes, and after a first import every row is dirty.)
+    if (opts.full || rulesChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1 AND dirty = 0').run();
+    else if (topologyChanged) db.prepare('UPDATE objects SET dirty = 1 WHERE present = 1 AND in_scope = 1 AND has_refs = 1 AND dirty = 0').run();
     // Deletes are known once the import is (the sync step does not change them): a run that
     // exports runs its export beside the sync step, sending what is computed while it computes
     // the rest; a staging run or one the threshold stops only computes.
@@ -827,12 +829,23 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   );
   const byAnchors = db.prepare<[string], Dirty>(`SELECT ${COLUMNS} FROM json_each(?) j CROSS JOIN objects o ON o.anchor = j.value LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 ORDER BY j.key`);
   const byType = db.prepare<[ObjectType], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000`);
-  const byDn = db.prepare('SELECT anchor FROM objects WHERE dn_key = ? AND in_scope = 1 AND present = 1 LIMIT 1').pluck() as Statement<[string], string>;
-  // A group's members in one statement (a JSON array of DN keys in, anchors out in member
-  // order): one call per group instead of one per member, 100k for an all-users group.
+  // DN keys in (a JSON array), anchors out in the same order: one statement for a group's
+  // members or a chunk's managers instead of one per reference (100k for an all-users group).
   const byDns = db.prepare(
     'SELECT (SELECT o.anchor FROM objects o WHERE o.dn_key = j.value AND o.in_scope = 1 AND o.present = 1 LIMIT 1) AS anchor FROM json_each(?) j ORDER BY j.key',
   ).pluck() as Statement<[string], string | null>;
+  /**
+   * The in-scope anchors of these DNs (null: not in the space or out of scope), in their order.
+   * The keys are looked up sorted and once each: neighbouring keys share index pages, which
+   * halves SQLite's time for a large group against lookups in member order.
+   */
+  const resolveAll = (dns: readonly string[]): (string | null)[] => {
+    const keys = dns.map(normalizeDn);
+    const sorted = [...new Set(keys)].sort();
+    const found = byDns.all(JSON.stringify(sorted));
+    const anchorOf = new Map(sorted.map((k, i) => [k, found[i] ?? null]));
+    return keys.map((k) => anchorOf.get(k) ?? null);
+  };
   const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
   const changeValues = db.prepare<[number, string, number]>('UPDATE object_values SET exported = CASE WHEN exported IS NULL AND ? THEN desired ELSE exported END, desired = ? WHERE id = ?');
@@ -845,10 +858,12 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     else if (r.desired_hash !== h) changeValues.run(r.exported_hash !== null ? 1 : 0, desired, values);
     setComputed.run(values, h, r.id);
   };
-  const resolve = (dn: string) => byDn.get(normalizeDn(dn));
   const commits = committer(db);
   // Stage 0, top of each chain first: a manager's own manager is then in the cloud before it.
-  const order = managersInOrder(firstUsers.all().map((r) => ({ anchor: r.anchor, manager: r.manager === null ? null : (resolve(r.manager) ?? null) })));
+  const first = firstUsers.all();
+  const firstManagers = resolveAll(first.flatMap((r) => (r.manager === null ? [] : [r.manager])));
+  let nextManager = 0;
+  const order = managersInOrder(first.map((r) => ({ anchor: r.anchor, manager: r.manager === null ? null : firstManagers[nextManager++]! })));
   if (frontier) frontier.managers = order;
   let managersDone = 0;
   const nextManagers = () => {
@@ -870,16 +885,31 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         const rows = next();
         if (rows.length === 0) break;
         const out: { row: Dirty; desired?: string; error?: string }[] = [];
+        // Mapped first, so that the chunk's managers resolve in one statement.
+        const mapped: { row: Dirty; m?: Awaited<ReturnType<Engine['mapper']['map']>>; error?: string }[] = [];
         for (const r of rows) {
           try {
             const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? '{}') as Record<string, string[]> };
-            const m = await engine.mapper.map(r.type, staged);
+            mapped.push({ row: r, m: await engine.mapper.map(r.type, staged) });
+          } catch (err) {
+            mapped.push({ row: r, error: (err as Error).message });
+          }
+        }
+        const managerDns = mapped.flatMap((x) => (x.row.type === 'user' && x.m?.manager ? [x.m.manager] : []));
+        const managers = managerDns.length ? resolveAll(managerDns) : [];
+        let nextManager = 0;
+        for (const { row: r, m, error } of mapped) {
+          if (!m) {
+            out.push({ row: r, error: error! });
+            continue;
+          }
+          try {
             const a = m.attributes;
-            if (r.type === 'user') a.manager = m.manager ? (resolve(m.manager) ?? null) : null;
+            if (r.type === 'user') a.manager = m.manager ? managers[nextManager++]! : null;
             else {
               // Members out of scope or unknown are left out, as AD Connect does.
               const anchors: string[] = [];
-              for (const x of byDns.all(JSON.stringify((m.members ?? []).map(normalizeDn)))) if (x && x !== r.anchor) anchors.push(x);
+              for (const x of resolveAll(m.members ?? [])) if (x && x !== r.anchor) anchors.push(x);
               a.members = anchors;
             }
             const parsed = (r.type === 'user' ? syncUserAttributes : syncGroupAttributes).safeParse(a);
