@@ -1,6 +1,6 @@
-// Managers are exported top of the chain first, so no manager waits in the cloud for its own.
+// Managers are exported top of the chain first, so no manager waits in the cloud for its own; DN references are looked up in key order.
 import { describe, expect, it } from 'vitest';
-import { managersInOrder } from './run.ts';
+import { lookupSorted, managersInOrder } from './run.ts';
 
 describe('managersInOrder', () => {
   it('puts each manager after its own manager, keeping the given (DN) order within a level', () => {
@@ -32,5 +32,32 @@ describe('managersInOrder', () => {
 
   it('is empty for no managers', () => {
     expect(managersInOrder([])).toEqual([]);
+  });
+});
+
+describe('lookupSorted', () => {
+  it('asks once per distinct key, in key order, and answers in the order given (repeats and misses included)', () => {
+    const known = new Map([
+      ['cn=b', 'B'],
+      ['cn=d', 'D'],
+    ]);
+    const asked: string[][] = [];
+    const out = lookupSorted(['cn=d', 'cn=a', 'cn=b', 'cn=d', 'cn=c', 'cn=b'], (unique) => {
+      asked.push(unique);
+      return unique.map((k) => known.get(k) ?? null);
+    });
+    expect(asked).toEqual([['cn=a', 'cn=b', 'cn=c', 'cn=d']]);
+    expect(out).toEqual(['D', null, 'B', 'D', null, 'B']);
+  });
+
+  it('matches a direct lookup on random lists, and asks nothing for none', () => {
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let t = 0; t < 300; t++) {
+      const known = new Map(Array.from({ length: 10 }, (_, i) => [`k${i}`, rnd(2) ? `a${i}` : undefined]));
+      const keys = Array.from({ length: rnd(25) }, () => `k${rnd(10)}`);
+      expect(lookupSorted(keys, (unique) => unique.map((k) => known.get(k)))).toEqual(keys.map((k) => known.get(k) ?? null));
+    }
+    expect(lookupSorted([], () => expect.unreachable('no lookup for no keys'))).toEqual([]);
   });
 });

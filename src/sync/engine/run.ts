@@ -839,13 +839,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
    * The keys are looked up sorted and once each: neighbouring keys share index pages, which
    * halves SQLite's time for a large group against lookups in member order.
    */
-  const resolveAll = (dns: readonly string[]): (string | null)[] => {
-    const keys = dns.map(normalizeDn);
-    const sorted = [...new Set(keys)].sort();
-    const found = byDns.all(JSON.stringify(sorted));
-    const anchorOf = new Map(sorted.map((k, i) => [k, found[i] ?? null]));
-    return keys.map((k) => anchorOf.get(k) ?? null);
-  };
+  const resolveAll = (dns: readonly string[]) => lookupSorted(dns.map(normalizeDn), (unique) => byDns.all(JSON.stringify(unique)));
   const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
   const changeValues = db.prepare<[number, string, number]>('UPDATE object_values SET exported = CASE WHEN exported IS NULL AND ? THEN desired ELSE exported END, desired = ? WHERE id = ?');
@@ -949,6 +943,25 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     frontier?.fail(err);
     throw err;
   }
+}
+
+/**
+ * Looks `keys` up in key order, each once: `lookup` gets the distinct keys sorted and answers
+ * in that order (null or undefined: not found); the answers come back in the order of `keys`.
+ * (Positions are sorted, not a map of keys built: an all-users group has 100k of them.)
+ */
+export function lookupSorted<T>(keys: readonly string[], lookup: (unique: string[]) => readonly (T | null | undefined)[]): (T | null)[] {
+  const order = keys.map((_, i) => i).sort((x, y) => (keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0));
+  const unique: string[] = [];
+  for (const i of order) if (unique[unique.length - 1] !== keys[i]) unique.push(keys[i]!);
+  const found = unique.length ? lookup(unique) : [];
+  const out = new Array<T | null>(keys.length);
+  let u = -1;
+  for (const i of order) {
+    if (unique[u] !== keys[i]) u++;
+    out[i] = found[u] ?? null;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- export
