@@ -27,8 +27,8 @@ const stableJson = (o: Record<string, unknown>) => JSON.stringify(o, Object.keys
 
 /**
  * Rows of created users and their addresses, inserted many per statement when the batch next
- * reads the database (or at its end) instead of one statement per object: at 100k users the
- * statements themselves cost as much as SQLite's work for them. Only the straight try buffers;
+ * reads the database (or at its end) instead of one statement (and one trip through Kysely and
+ * the driver) per object: 5-6% of the apply of 100k new users. Only the straight try buffers;
  * the careful path writes each object under its own savepoint.
  */
 type WriteBuffer = { users: Insertable<UserTable>[]; addresses: Insertable<Database['addresses']>[] };
@@ -528,11 +528,11 @@ export function createSyncService(deps: Deps) {
     try {
       // Take the tenant row's write lock first and number this batch's changes from it;
       // the counter is written back before commit (delta reads commit-ordered numbers).
+      ctx.writes.buffer = isolated ? null : { users: [], addresses: [] };
       ctx.seq.value = await nextSeq(trx, ctx.t.id, 0);
       ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items, (a) => decideUpn(a, ctx.verified, ctx.t.initial_domain).upn);
       ctx.batch.cache.beforeRead = () => flushWrites(trx, ctx);
       ctx.batch.upserted.clear();
-      ctx.writes.buffer = isolated ? null : { users: [], addresses: [] };
       for (const item of items) {
         if (!isolated) {
           let result: SyncResult | undefined;
