@@ -42,8 +42,12 @@ export function upnProblem(upn: string): string | null {
 
 /** Lower-cases ASCII letters only, like SQLite's lower(), so keys compare the same in SQL and JS. */
 export function asciiLower(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+  // Most addresses are lower-case already: returned as they are. Otherwise a run of A-Z at a
+  // time (toLowerCase of A-Z alone is ASCII), not a call per letter.
+  return ASCII_UPPER.test(s) ? s.replace(ASCII_UPPER_RUNS, (run) => run.toLowerCase()) : s;
 }
+const ASCII_UPPER = /[A-Z]/;
+const ASCII_UPPER_RUNS = /[A-Z]+/g;
 
 /** The address an SMTP proxy address claims (`SMTP:a@b` / `smtp:a@b` -> `a@b`), or null for other types. */
 export function smtpAddress(proxy: string): string | null {
