@@ -22,8 +22,16 @@ type Db = Kysely<Database>;
 
 type Features = typeof defaultSyncFeatures;
 
-/** JSON with sorted keys, so equal attributes compare equal however they were ordered. */
-const stableJson = (o: Record<string, unknown>) => JSON.stringify(o, Object.keys(o).sort());
+/**
+ * JSON with sorted top-level keys, so equal attributes compare equal however they were
+ * ordered. (Not JSON.stringify's key-list replacer: that list would filter nested objects'
+ * keys as well.)
+ */
+export function stableJson(o: Record<string, unknown>): string {
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(o).sort()) sorted[k] = o[k];
+  return JSON.stringify(sorted);
+}
 
 /**
  * Rows of created users and their addresses, inserted many per statement when the batch next
