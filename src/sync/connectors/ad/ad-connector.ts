@@ -76,6 +76,12 @@ async function* mergePages(streams: { conn: LdapConnection; pages: AsyncGenerato
   }
 }
 
+/** An entry's objectGUID in base64 (the form the engine anchors on), or undefined without one. */
+function guidOf(e: Entry): string | undefined {
+  const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
+  return Buffer.isBuffer(g) ? g.toString('base64') : undefined;
+}
+
 export function createAdConnector(config: AdConnectorConfig): SourceConnector {
   const attributes = [...(config.attributes ?? DEFAULT_AD_ATTRIBUTES)];
   // By base name: a configured `member;range=0-999` still keeps the `member` values.
@@ -217,8 +223,8 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
 
   /** Whether the engine holds the entry (by its objectGUID): a user, group or contact, then. */
   const isKnown = (e: Entry, known?: (objectGuid: string) => boolean): boolean => {
-    const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
-    return known !== undefined && Buffer.isBuffer(g) && known(g.toString('base64'));
+    const g = guidOf(e);
+    return known !== undefined && g !== undefined && known(g);
   };
 
   /** Whether a DirSync entry is an OU or container (not a user, group or contact). */
@@ -290,8 +296,8 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
       const pages = c.client.searchPaginated(nc, { scope: 'sub', filter: `(&(isDeleted=TRUE)(uSNChanged>=${next}))`, attributes: ['objectGUID', 'isDeleted'], explicitBufferAttributes: binary, paged: { pageSize: config.pageSize ?? 1000 } }, new ShowDeletedControl());
       for await (const page of pages) {
         for (const e of page.searchEntries) {
-          const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
-          if (Buffer.isBuffer(g)) yield { kind: 'delete', objectGuid: g.toString('base64'), dn: e.dn };
+          const g = guidOf(e);
+          if (g !== undefined) yield { kind: 'delete', objectGuid: g, dn: e.dn };
         }
       }
     } catch (err) {
@@ -396,8 +402,8 @@ export function createAdConnector(config: AdConnectorConfig): SourceConnector {
                 try {
                   for await (const page of c.pages(nc, { filter: AD_OBJECT_FILTER, attributes: ['objectGUID'], binary, pageSize: config.pageSize ?? 1000 })) {
                     for (const e of page) {
-                      const g = Array.isArray(e.objectGUID) ? e.objectGUID[0] : e.objectGUID;
-                      if (Buffer.isBuffer(g)) yield g.toString('base64');
+                      const g = guidOf(e);
+                      if (g !== undefined) yield g;
                     }
                   }
                 } catch (err) {
