@@ -50,6 +50,17 @@ describe('lookupSorted', () => {
     expect(out).toEqual(['D', null, 'B', 'D', null, 'B']);
   });
 
+  it('answers null for a null key (no reference) without asking for it', () => {
+    const asked: string[][] = [];
+    const out = lookupSorted([null, 'cn=b', null, 'cn=a'], (unique) => {
+      asked.push(unique);
+      return unique.map((k) => k.toUpperCase());
+    });
+    expect(asked).toEqual([['cn=a', 'cn=b']]);
+    expect(out).toEqual([null, 'CN=B', null, 'CN=A']);
+    expect(lookupSorted([null, null], () => expect.unreachable('no lookup for null keys'))).toEqual([null, null]);
+  });
+
   it('matches a direct lookup on random lists, and asks nothing for none', () => {
     let seed = 7;
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);

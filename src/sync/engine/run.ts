@@ -835,11 +835,11 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     'SELECT (SELECT o.anchor FROM objects o WHERE o.dn_key = j.value AND o.in_scope = 1 AND o.present = 1 LIMIT 1) AS anchor FROM json_each(?) j ORDER BY j.key',
   ).pluck() as Statement<[string], string | null>;
   /**
-   * The in-scope anchors of these DNs (null: not in the space or out of scope), in their order.
-   * The keys are looked up sorted and once each: neighbouring keys share index pages, which
-   * halves SQLite's time for a large group against lookups in member order.
+   * The in-scope anchors of these DNs (null: no DN, not in the space or out of scope), in their
+   * order. The keys are looked up sorted and once each: neighbouring keys share index pages,
+   * which halves SQLite's time for a large group against lookups in member order.
    */
-  const resolveAll = (dns: readonly string[]) => lookupSorted(dns.map(normalizeDn), (unique) => byDns.all(JSON.stringify(unique)));
+  const resolveAll = (dns: readonly (string | null)[]) => lookupSorted(dns.map((dn) => (dn === null ? null : normalizeDn(dn))), (unique) => byDns.all(JSON.stringify(unique)));
   const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
   const changeValues = db.prepare<[number, string, number]>('UPDATE object_values SET exported = CASE WHEN exported IS NULL AND ? THEN desired ELSE exported END, desired = ? WHERE id = ?');
@@ -855,9 +855,8 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   const commits = committer(db);
   // Stage 0, top of each chain first: a manager's own manager is then in the cloud before it.
   const first = firstUsers.all();
-  const firstManagers = resolveAll(first.flatMap((r) => (r.manager === null ? [] : [r.manager])));
-  let nextManager = 0;
-  const order = managersInOrder(first.map((r) => ({ anchor: r.anchor, manager: r.manager === null ? null : firstManagers[nextManager++]! })));
+  const firstManagers = resolveAll(first.map((r) => r.manager));
+  const order = managersInOrder(first.map((r, i) => ({ anchor: r.anchor, manager: firstManagers[i]! })));
   if (frontier) frontier.managers = order;
   let managersDone = 0;
   const nextManagers = () => {
@@ -889,17 +888,15 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
             mapped.push({ row: r, error: (err as Error).message });
           }
         }
-        const managerDns = mapped.flatMap((x) => (x.row.type === 'user' && x.m?.manager ? [x.m.manager] : []));
-        const managers = managerDns.length ? resolveAll(managerDns) : [];
-        let nextManager = 0;
-        for (const { row: r, m, error } of mapped) {
+        const managers = resolveAll(mapped.map((x) => (x.row.type === 'user' && x.m?.manager) || null));
+        for (const [i, { row: r, m, error }] of mapped.entries()) {
           if (!m) {
             out.push({ row: r, error: error! });
             continue;
           }
           try {
             const a = m.attributes;
-            if (r.type === 'user') a.manager = m.manager ? managers[nextManager++]! : null;
+            if (r.type === 'user') a.manager = managers[i]!;
             else {
               // Members out of scope or unknown are left out, as AD Connect does.
               const anchors: string[] = [];
@@ -947,15 +944,16 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
 
 /**
  * Looks `keys` up in key order, each once: `lookup` gets the distinct keys sorted and answers
- * in that order (null or undefined: not found); the answers come back in the order of `keys`.
- * (Positions are sorted, not a map of keys built: an all-users group has 100k of them.)
+ * in that order (null or undefined: not found); the answers come back in the order of `keys`,
+ * null for a null key. (Positions are sorted, not a map of keys built: an all-users group has
+ * 100k of them.)
  */
-export function lookupSorted<T>(keys: readonly string[], lookup: (unique: string[]) => readonly (T | null | undefined)[]): (T | null)[] {
-  const order = keys.map((_, i) => i).sort((x, y) => (keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0));
+export function lookupSorted<T>(keys: readonly (string | null)[], lookup: (unique: string[]) => readonly (T | null | undefined)[]): (T | null)[] {
+  const order = keys.flatMap((k, i) => (k === null ? [] : [i])).sort((x, y) => (keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0));
   const unique: string[] = [];
   for (const i of order) if (unique[unique.length - 1] !== keys[i]) unique.push(keys[i]!);
   const found = unique.length ? lookup(unique) : [];
-  const out = new Array<T | null>(keys.length);
+  const out = new Array<T | null>(keys.length).fill(null);
   let u = -1;
   for (const i of order) {
     if (unique[u] !== keys[i]) u++;
