@@ -23,6 +23,10 @@ import { AD_OBJECT_FILTER, DEFAULT_AD_ATTRIBUTES } from '../src/sync/connectors/
 import { createInProcessExporter } from '../src/sync/engine/exporter-inprocess.ts';
 import type { Phase, RunReport } from '../src/sync/engine/run.ts';
 import { recordResults } from './results.ts';
+import { tuneHeap } from '../src/shared/heap.ts';
+
+// The heap setting the nimbus command applies (src/cli/main.ts), so peak RSS is the product's.
+tuneHeap();
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, seed: { type: 'string', default: '1' }, deltas: { type: 'string', default: '3' } } });
 const users = Number(values.users);

@@ -21,6 +21,7 @@ import { openSyncAgentThread } from '../src/sync/agent-thread.ts';
 import { loadSyncConfig } from '../src/sync/config.ts';
 import { createInProcessExporter } from '../src/sync/engine/exporter-inprocess.ts';
 import type { Phase } from '../src/sync/engine/run.ts';
+import { tuneHeap } from '../src/shared/heap.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results', 'sync-ldif.jsonl');
@@ -76,6 +77,8 @@ interface Figures {
 
 /** Child: one full sync; the in-process child hosts its own cloud directory. */
 async function child(mode: 'inprocess' | 'http'): Promise<void> {
+  // The heap setting the nimbus command applies (src/cli/main.ts), so peak RSS is the product's.
+  tuneHeap();
   const phases: Partial<Record<Phase, number>> = {};
   let current: Phase | undefined;
   let at = 0;

@@ -1,5 +1,6 @@
 // The `nimbus` command line: one program, one file per command group.
 import { Command } from 'commander';
+import { tuneHeap } from '../shared/heap.ts';
 import { adCommands } from './ad.ts';
 import { agentCommands } from './agent.ts';
 import { adminCommands } from './admin.ts';
@@ -10,6 +11,9 @@ import { operatorCommands } from './operator.ts';
 import { serveCommands } from './serve.ts';
 import { syncCommands } from './sync.ts';
 import { tenantCommands } from './tenant.ts';
+
+// Before any real work: every command (the server, the agent, the embedded demo) gets it.
+tuneHeap();
 
 const program = new Command('nimbus')
   .description('Nimbus: a Graph-compatible cloud directory and a sync engine for Active Directory')
