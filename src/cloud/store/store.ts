@@ -35,7 +35,6 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     file = join(opts.dataDir, 'nimbus.db');
   }
   const sqlite = new SQLite(file);
-  if (process.env.PAGE_SIZE) sqlite.pragma(`page_size = ${process.env.PAGE_SIZE}`);
   // WAL lets readers (Graph GETs) run while a writer commits; NORMAL sync is durable with WAL
   // across process crashes (only an OS crash can lose the last commits).
   sqlite.pragma('journal_mode = WAL');

@@ -164,7 +164,6 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
     unlock = lock(dataDir);
   }
   const sqlite = new SQLite(file);
-  if (process.env.PAGE_SIZE) sqlite.pragma(`page_size = ${process.env.PAGE_SIZE}`);
   // WAL + NORMAL: a commit survives a killed process, which is what a rerun relies on.
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = NORMAL');
