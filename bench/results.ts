@@ -2,9 +2,10 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { RESULTS_DIR } from './compiled.ts';
 
 export function recordResults(name: string, figures: Record<string, unknown>): void {
-  const dir = join(import.meta.dirname, 'results');
+  const dir = RESULTS_DIR;
   mkdirSync(dir, { recursive: true });
   const entry = {
     at: new Date().toISOString(),

@@ -3,7 +3,8 @@
 // over HTTP. Each sync runs in its own child process so peak RSS (process.resourceUsage().maxRSS,
 // worker thread included) is the sync's own. Prints figures and appends them to
 // bench/results/sync-ldif.jsonl; never asserts on time.
-// Usage: node --import tsx bench/sync-ldif.ts [--users N] [--groups N] [--seed S] [--only inprocess|http] [--keep DIR]
+// Usage: node --import tsx bench/sync-ldif.ts [--users N] [--groups N] [--seed S] [--only inprocess|http] [--keep DIR] [--source]
+// (Runs compiled, as `nimbus` does: see bench/compiled.ts; --source: the TypeScript through tsx.)
 // (--keep DIR: generate the LDIF into DIR once and reuse it on later runs with the same sizes.)
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,9 +23,11 @@ import { loadSyncConfig } from '../src/sync/config.ts';
 import { createInProcessExporter } from '../src/sync/engine/exporter-inprocess.ts';
 import type { Phase } from '../src/sync/engine/run.ts';
 import { tuneHeap } from '../src/shared/heap.ts';
+import { RESULTS_DIR, runCompiled } from './compiled.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const RESULTS = path.join(HERE, 'results', 'sync-ldif.jsonl');
+runCompiled(import.meta.url);
+
+const RESULTS = path.join(RESULTS_DIR, 'sync-ldif.jsonl');
 const SELF = fileURLToPath(import.meta.url);
 
 const { values } = parseArgs({
@@ -34,6 +37,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     only: { type: 'string' },
     keep: { type: 'string' },
+    source: { type: 'boolean' },
     // Internal: the child process roles.
     child: { type: 'string' },
     ldif: { type: 'string' },
@@ -41,6 +45,8 @@ const { values } = parseArgs({
     dir: { type: 'string' },
   },
 });
+/** How a child runs this file: compiled as it is, the sources through tsx (--source). */
+const RUN_SELF = [...(SELF.endsWith('.ts') ? ['--import', 'tsx'] : []), SELF, ...(values.source ? ['--source'] : [])];
 
 /** The generator's directory plus `groups` extra groups of 20 users each (the generator makes ~25). */
 async function generate(file: string, users: number, groups: number, seed: number): Promise<number> {
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
   }
 
   const inProcess = (): Figures => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', 'inprocess', '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
+    const out = execFileSync(process.execPath, [...RUN_SELF, '--child', 'inprocess', '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
     return JSON.parse(out.trim().split('\n').pop()!) as Figures;
   };
   // HTTP: the cloud directory lives in this (parent) process, the agent in the child.
@@ -146,7 +152,7 @@ async function main(): Promise<void> {
     try {
       const cpu0 = process.cpuUsage();
       // execFile, not execFileSync: that would block this process's event loop, and with it the HTTP server.
-      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', SELF, '--child', 'http', '--config', file, '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const { stdout } = await promisify(execFile)(process.execPath, [...RUN_SELF, '--child', 'http', '--config', file, '--ldif', ldif, '--dir', dir], { encoding: 'utf8', maxBuffer: 64 << 20 });
       const cpu = process.cpuUsage(cpu0);
       return { ...(JSON.parse(stdout.trim().split('\n').pop()!) as Figures), cloudCpuSeconds: Number(((cpu.user + cpu.system) / 1e6).toFixed(1)) };
     } finally {

@@ -72,18 +72,19 @@ export type FromWorker =
   | { type: 'closed'; error?: WireError };
 
 /**
- * Worker threads do not inherit the loader hooks that let this process run TypeScript (bin/nimbus.js
- * registers tsx in-process; Vitest transforms on its own), so the worker registers tsx itself and
- * then imports its module. Both are passed as absolute URLs: the worker's own resolution would
- * start from the current directory, which need not be this project. Compiled (dist, .js) the
- * registration is harmless. A failed import is thrown outside the promise so that it reaches
- * the worker's 'error' event whatever --unhandled-rejections says.
+ * The worker's first code. Compiled (dist/, .js) it imports its module. From the TypeScript
+ * sources it registers tsx first: worker threads do not inherit the loader hooks that let this
+ * process run TypeScript (bin/nimbus.js registers tsx in-process; Vitest transforms on its own).
+ * Both are passed as absolute URLs: the worker's own resolution would start from the current
+ * directory, which need not be this project. A failed import is thrown outside the promise so
+ * that it reaches the worker's 'error' event whatever --unhandled-rejections says.
  */
 function bootCode(): string {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL(`./agent-thread-worker${ext}`, import.meta.url).href;
-  return `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); }).catch((err) => process.nextTick(() => { throw err; }));`;
+  const source = import.meta.url.endsWith('.ts');
+  const entry = JSON.stringify(new URL(`./agent-thread-worker${source ? '.ts' : '.js'}`, import.meta.url).href);
+  const fail = '.catch((err) => process.nextTick(() => { throw err; }))';
+  if (!source) return `import(${entry})${fail};`;
+  return `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return import(${entry}); })${fail};`;
 }
 
 interface Deferred<T> {
