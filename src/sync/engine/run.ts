@@ -829,6 +829,13 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   );
   const byAnchors = db.prepare<[string], Dirty>(`SELECT ${COLUMNS} FROM json_each(?) j CROSS JOIN objects o ON o.anchor = j.value LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 ORDER BY j.key`);
   const byType = db.prepare<[ObjectType], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000`);
+  // Groups without their imported values, read one group at a time as it is computed: a
+  // chunk's members all at once were 50 MB of text for 5k groups (two of 100k members each),
+  // and twice that parsed, the agent's largest heap.
+  const groupsByDn = db.prepare<[], Dirty>(
+    `SELECT ${COLUMNS.replace('i.imported', 'NULL AS imported')} FROM objects o WHERE o.dirty = 1 AND o.type = 'group' ORDER BY o.dn_key, o.anchor LIMIT 2000`,
+  );
+  const importedOf = db.prepare('SELECT imported FROM object_imports WHERE id = ?').pluck() as Statement<[number], string | undefined>;
   // DN keys in (a JSON array), anchors out in the same order: one statement for a group's
   // members or a chunk's managers instead of one per reference (100k for an all-users group).
   const byDns = db.prepare(
@@ -868,7 +875,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     }
     return [];
   };
-  const stages = [nextManagers, () => byType.all('user'), () => byType.all('group')];
+  const stages = [nextManagers, () => byType.all('user'), () => groupsByDn.all()];
   let done = 0;
   try {
     for (const [stage, next] of stages.entries()) {
@@ -878,18 +885,22 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
         const rows = next();
         if (rows.length === 0) break;
         const out: { row: Dirty; desired?: string; error?: string }[] = [];
-        // Mapped first, so that the chunk's managers resolve in one statement.
-        const mapped: { row: Dirty; m?: Awaited<ReturnType<Engine['mapper']['map']>>; error?: string }[] = [];
-        for (const r of rows) {
+        type Mapped = { row: Dirty; m?: Awaited<ReturnType<Engine['mapper']['map']>>; error?: string };
+        const map = async (r: Dirty): Promise<Mapped> => {
           try {
-            const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? '{}') as Record<string, string[]> };
-            mapped.push({ row: r, m: await engine.mapper.map(r.type, staged) });
+            const staged: StagedEntry = { dn: r.dn, attrs: JSON.parse(r.imported ?? importedOf.get(r.id) ?? '{}') as Record<string, string[]> };
+            return { row: r, m: await engine.mapper.map(r.type, staged) };
           } catch (err) {
-            mapped.push({ row: r, error: (err as Error).message });
+            return { row: r, error: (err as Error).message };
           }
-        }
+        };
+        // Users mapped first, so that the chunk's managers resolve in one statement; groups
+        // one at a time below (groupsByDn).
+        const mapped: Mapped[] = [];
+        for (const r of rows) mapped.push(r.type === 'user' ? await map(r) : { row: r });
         const managers = resolveAll(mapped.map((x) => (x.row.type === 'user' && x.m?.manager) || null));
-        for (const [i, { row: r, m, error }] of mapped.entries()) {
+        for (const [i, early] of mapped.entries()) {
+          const { row: r, m, error } = early.row.type === 'user' ? early : await map(early.row);
           if (!m) {
             out.push({ row: r, error: error! });
             continue;
