@@ -1,7 +1,8 @@
 // Attribute flows AD -> cloud: the documented default mapping (pure functions over a staged
 // entry) plus per-attribute overrides written in JSONata (a safe expression language: no
 // eval, no access to the process), compiled once at start-up.
-import jsonata from 'jsonata';
+import { createRequire } from 'node:module';
+import type jsonata from 'jsonata';
 import { syncGroupAttributes, syncUserAttributes } from '../../cloud/sync/sync-wire.ts';
 import { SyncError } from '../errors.ts';
 import { sidToString } from './ad-values.ts';
@@ -173,6 +174,12 @@ function view(e: StagedEntry): Record<string, unknown> {
  * Builds the mapper: default flows, then overrides (`null` drops a flow). Override results:
  * undefined (no value) leaves the attribute out; `manager` and `members` return DNs.
  */
+/**
+ * JSONata, loaded when the first override expression is compiled: the default mapping needs
+ * none, and the library is ~12 MB in memory on the agent's thread.
+ */
+const loadJsonata = () => createRequire(import.meta.url)('jsonata') as typeof jsonata;
+
 export function createMapper(overrides: { user?: Record<string, string | null>; group?: Record<string, string | null> }, ctx: MappingContext): Mapper {
   const compiled: Record<ObjectType, Compiled[]> = { user: [], group: [] };
   for (const type of ['user', 'group'] as const) {
@@ -182,7 +189,7 @@ export function createMapper(overrides: { user?: Record<string, string | null>; 
       let expr: jsonata.Expression | null = null;
       if (source !== null) {
         try {
-          expr = jsonata(source);
+          expr = loadJsonata()(source);
         } catch (err) {
           const e = err as { message?: string; position?: number };
           throw new SyncError('ConfigInvalid', `mapping.${type}.${target}: the expression '${source}' does not parse: ${e.message ?? String(err)}${e.position !== undefined ? ` (at character ${e.position})` : ''}. See https://docs.jsonata.org.`);
