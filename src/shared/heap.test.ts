@@ -40,7 +40,7 @@ describe('tuneHeap', () => {
       };
       const plain = run('plain');
       const tuned = run('tuned');
-      // (Measured: ~160 MB against ~75 MB.)
+      // (Measured: 160-315 MB against 75-110 MB, also with four runs at once.)
       expect(tuned).toBeLessThan(plain * 0.75);
     } finally {
       rmSync(dir, { recursive: true, force: true });
