@@ -2,7 +2,8 @@
 // dist/ once `npm install` has built it), not through the TypeScript loader, which costs each
 // thread tens of MB and slower starts. A benchmark started from its .ts file builds src/, test/
 // and bench/ into .tmp/bench-build (scripts/build.mjs --all) and runs its compiled self there
-// with the same arguments; `--source` measures the sources through tsx instead.
+// with the same arguments; `--source` measures the sources through tsx instead. (bench/sync-ad.ts
+// runs from the sources: the Samba fixture scripts locate their files and cache by their own path.)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

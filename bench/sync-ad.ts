@@ -5,8 +5,9 @@
 // bench/results/sync-ad.jsonl; never asserts on time.
 // The delta after churn runs --deltas times (each after its own 1% churn): the median is the
 // figure, every round is listed (this machine's speed drifts by a quarter between minutes).
-// Usage: node --import tsx bench/sync-ad.ts [--users N] [--seed S] [--deltas N] [--source]
-// (Runs compiled, as `nimbus` does: see bench/compiled.ts; --source: the TypeScript through tsx.)
+// Usage: node --import tsx bench/sync-ad.ts [--users N] [--seed S] [--deltas N]
+// (Runs from the sources: the Samba fixture scripts find their files and cache next to them.
+// Its figures are times, which compiling does not change; memory is sync-ldif.ts's measure.)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,14 +26,11 @@ import { createInProcessExporter } from '../src/sync/engine/exporter-inprocess.t
 import type { Phase, RunReport } from '../src/sync/engine/run.ts';
 import { recordResults } from './results.ts';
 import { tuneHeap } from '../src/shared/heap.ts';
-import { runCompiled } from './compiled.ts';
-
-runCompiled(import.meta.url);
 
 // The heap setting the nimbus command applies (src/cli/main.ts), so peak RSS is the product's.
 tuneHeap();
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, seed: { type: 'string', default: '1' }, deltas: { type: 'string', default: '3' }, source: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, seed: { type: 'string', default: '1' }, deltas: { type: 'string', default: '3' } } });
 const users = Number(values.users);
 const rounds = Math.max(1, Number(values.deltas));
 
