@@ -171,15 +171,15 @@ function view(e: StagedEntry): Record<string, unknown> {
 }
 
 /**
- * Builds the mapper: default flows, then overrides (`null` drops a flow). Override results:
- * undefined (no value) leaves the attribute out; `manager` and `members` return DNs.
- */
-/**
  * JSONata, loaded when the first override expression is compiled: the default mapping needs
  * none, and the library is ~12 MB in memory on the agent's thread.
  */
 const loadJsonata = () => createRequire(import.meta.url)('jsonata') as typeof jsonata;
 
+/**
+ * Builds the mapper: default flows, then overrides (`null` drops a flow). Override results:
+ * undefined (no value) leaves the attribute out; `manager` and `members` return DNs.
+ */
 export function createMapper(overrides: { user?: Record<string, string | null>; group?: Record<string, string | null> }, ctx: MappingContext): Mapper {
   const compiled: Record<ObjectType, Compiled[]> = { user: [], group: [] };
   for (const type of ['user', 'group'] as const) {
