@@ -828,7 +828,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     "SELECT o.anchor, json_extract(i.imported, '$.manager[0]') AS manager FROM export_first f CROSS JOIN objects o ON o.anchor = f.anchor LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 ORDER BY o.dn_key, o.anchor",
   );
   const byAnchors = db.prepare<[string], Dirty>(`SELECT ${COLUMNS} FROM json_each(?) j CROSS JOIN objects o ON o.anchor = j.value LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 ORDER BY j.key`);
-  const byType = db.prepare<[ObjectType], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = ? ORDER BY o.dn_key, o.anchor LIMIT 2000`);
+  const usersByDn = db.prepare<[], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = 'user' ORDER BY o.dn_key, o.anchor LIMIT 2000`);
   // Groups without their imported values, read one group at a time as it is computed: a
   // chunk's members all at once were 50 MB of text for 5k groups (two of 100k members each),
   // and twice that parsed, the agent's largest heap.
@@ -875,7 +875,7 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
     }
     return [];
   };
-  const stages = [nextManagers, () => byType.all('user'), () => groupsByDn.all()];
+  const stages = [nextManagers, () => usersByDn.all(), () => groupsByDn.all()];
   let done = 0;
   try {
     for (const [stage, next] of stages.entries()) {
