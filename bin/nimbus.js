@@ -20,20 +20,20 @@ function newestSource(dir) {
   return newest;
 }
 
-function builtIsCurrent() {
+/** When the build started (its stamp's time), or undefined when there is no complete build. */
+function builtAt() {
   try {
-    // The stamp carries the time the build started: a file saved during the build counts as newer.
-    return statSync(`${root}/dist/.built`).mtimeMs >= newestSource(`${root}/src`);
+    return statSync(`${root}/dist/.built`).mtimeMs;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-const entry = process.env.NIMBUS_ENTRY || (builtIsCurrent() ? 'dist' : 'src');
+// A file saved during the build counts as newer than it: the stamp carries the build's start.
+const built = builtAt();
+const entry = process.env.NIMBUS_ENTRY || (built !== undefined && built >= newestSource(`${root}/src`) ? 'dist' : 'src');
 if (entry === 'dist') {
-  try {
-    statSync(`${root}/dist/.built`);
-  } catch {
+  if (built === undefined) {
     process.stderr.write('NIMBUS_ENTRY=dist, but there is no complete build in dist/: run `npm run build`, or unset NIMBUS_ENTRY.\n');
     process.exit(2);
   }
