@@ -2,11 +2,14 @@
 // (by a hook between the cloud's confirmation and the local commit, and by SIGKILL of a real
 // `nimbus sync` process) is finished by a rerun with the same end state and no duplicates.
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSyncAgent } from '../../src/sync/agent.ts';
 import type { SyncConfig } from '../../src/sync/config.ts';
 import { createInProcessExporter } from '../../src/sync/engine/exporter-inprocess.ts';
+import { openConnectorSpace } from '../../src/sync/engine/space.ts';
 import { startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
 import { generatedLdif, syncedState, syncTenant, tempDir, writeConfig } from './helpers.ts';
 
@@ -152,6 +155,52 @@ describe('exporters and crash safety', () => {
     expect(code).toBe(0);
     expect(JSON.parse(out).status).toBe('success');
     expect(await state(t)).toEqual(reference);
+  });
+
+  it('a first import builds its DN indexes at its end; killed after its first commit, the rerun builds them before it imports', async () => {
+    const t = await fresh('deferred');
+    const dir = tempDir();
+    // 5000 users: the import commits its first 1000 entries (then every 20000) long before it ends.
+    await generatedLdif(dir, 5000, 3);
+    const { file, config } = await writeConfig(dir, cloud, t, { ldif: join(dir, 'export.ldif') });
+    const DEFERRED = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN ('objects_dn_key', 'objects_dirty') ORDER BY name";
+    const blank = await openConnectorSpace(tempDir());
+    const migrated = blank.sqlite.prepare(DEFERRED).all();
+    await blank.close();
+    expect(migrated).toHaveLength(2);
+    const inSpace = () => {
+      try {
+        const db = new SQLite(join(dir, 'agent', 'connector-space.db'), { readonly: true, fileMustExist: true });
+        try {
+          return { indexes: db.prepare(DEFERRED).all(), objects: (db.prepare('SELECT count(*) AS n FROM objects').get() as { n: number }).n };
+        } finally {
+          db.close();
+        }
+      } catch {
+        return { indexes: migrated, objects: 0 }; // not created or migrated yet
+      }
+    };
+    const child = spawn(process.execPath, [BIN, 'sync', '--config', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<unknown>((resolve) => child.on('exit', resolve));
+    for (let i = 0; i < 1000 && inSpace().objects === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await exited;
+    // Killed mid-import: some objects kept, the indexes not built yet, nothing exported.
+    const killed = inSpace();
+    expect(killed.indexes).toEqual([]);
+    expect(killed.objects).toBeGreaterThan(0);
+    expect(killed.objects).toBeLessThan(2000);
+    expect((await state(t)).users).toEqual([]);
+    const agent = await openSyncAgent(config, { exporter: await createInProcessExporter(cloud.svc, 'deferred') });
+    const r = await agent.run();
+    await agent.close();
+    expect(r.status).toBe('success');
+    expect(r.counts.errors).toBe(0);
+    expect(inSpace().indexes).toEqual(migrated);
+    // Everything once: every object the rerun exported is one new cloud object.
+    const end = await state(t);
+    expect(end.users.length + end.groups.length).toBe(r.counts.adds);
+    expect(end.users.length).toBeGreaterThan(5000);
   });
 
   it('exit code 2 with a clear message when directory sync is not activated', async () => {

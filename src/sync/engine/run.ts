@@ -12,7 +12,7 @@ import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
 import { dnRef, first, normalizeDn, objectTypeOf, scopeOf, text, values, type ObjectType, type ScopeRules } from './scope.ts';
-import { importWriter, PENDING_DELETES, PENDING_UPSERTS, type ConnectorSpace, type ObjectRow } from './space.ts';
+import { deferIndexes, importWriter, PENDING_DELETES, PENDING_UPSERTS, restoreIndexes, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
   space: ConnectorSpace;
@@ -301,6 +301,8 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
 
     // ---- import
     startPhase('import');
+    // A killed first import left its deferred indexes unbuilt (space.ts).
+    restoreIndexes(db);
     const imp = watermark !== undefined ? importDelta(engine, watermark, opts.signal, runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
     const { topologyChanged, deletesWithheld } = await imp;
     progress('import', counts.read, counts.read, true);
@@ -405,6 +407,9 @@ async function importAll(
   // and few commits (each one writes every page it dirtied, and new anchors and DNs land all
   // over their indexes' pages).
   let commitEvery = 1000;
+  // Into an empty connector space, the DN indexes are built after the import (space.ts).
+  const deferred = db.prepare('SELECT 1 FROM objects LIMIT 1').get() === undefined;
+  if (deferred) deferIndexes(db);
   for await (const item of engine.connector.fullImport(opts.signal)) {
     counts.read++;
     if (inTx === 0) db.exec('BEGIN');
@@ -463,6 +468,7 @@ async function importAll(
     }
   }
   if (inTx) db.exec('COMMIT');
+  if (deferred) restoreIndexes(db);
   const live = (db.prepare('SELECT count(*) AS n FROM objects WHERE present = 1 AND in_scope = 1 AND seen_run != ?').get(runId) as { n: number }).n;
   if (seenInScope === 0 && live > 0)
     throw new SyncError(

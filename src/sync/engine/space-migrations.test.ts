@@ -1,11 +1,13 @@
-// Connector-space migration 0006 (the imported and desired values out of `objects`) keeps what a
+// Connector-space migrations. 0006 (the imported and desired values out of `objects`) keeps what a
 // space made before it holds, both ways: state, imported attributes, desired and exported
-// values; and an object's values go with it when it is deleted.
+// values; and an object's values go with it when it is deleted. 0007 numbers each user's manager;
+// 0008 drops an index no query reads, and the pending queries keep theirs.
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrationProvider } from './migrations/index.ts';
 import { REFERRERS, REFERRERS_INDEX } from './run.ts';
+import { PENDING_DELETES, PENDING_UPSERTS } from './space.ts';
 import { dnRef } from './scope.ts';
 
 let sqlite: SQLite.Database | undefined;
@@ -90,5 +92,20 @@ describe('connector-space migration 0007', () => {
     expect(referrers(JSON.stringify([dnRef('cn=other,dc=x')]))).not.toContain(`${idOf('m1')}:key`);
     expect((await migrator.migrateTo('0006-narrow-objects')).error).toBeUndefined();
     expect((sqlite.prepare("SELECT name FROM pragma_table_info('objects')").all() as { name: string }[]).map((c) => c.name)).not.toContain('manager_ref');
+  });
+});
+
+describe('connector-space migration 0008', () => {
+  it('drops objects_pending; pending upserts and deletes are each counted from their own index, and down restores it', async () => {
+    const { sqlite, migrator } = await seeded();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    const indexes = () => (sqlite.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'objects_pending%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    expect(indexes()).toEqual(['objects_pending_deletes', 'objects_pending_upserts']);
+    const plan = (where: string) => (sqlite.prepare(`EXPLAIN QUERY PLAN SELECT count(*) FROM objects WHERE ${where}`).all() as { detail: string }[]).map((r) => r.detail).join('; ');
+    expect(plan(PENDING_UPSERTS)).toMatch(/USING (COVERING )?INDEX objects_pending_upserts/);
+    expect(plan(PENDING_DELETES)).toMatch(/USING (COVERING )?INDEX objects_pending_deletes/);
+    expect(sqlite.prepare(`SELECT count(*) AS n FROM objects WHERE ${PENDING_UPSERTS}`).get()).toEqual({ n: 2 });
+    expect((await migrator.migrateTo('0007-manager-ref')).error).toBeUndefined();
+    expect(indexes()).toEqual(['objects_pending', 'objects_pending_deletes', 'objects_pending_upserts']);
   });
 });

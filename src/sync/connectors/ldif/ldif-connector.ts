@@ -23,18 +23,22 @@ export function createLdifConnector(config: LdifConnectorConfig): SourceConnecto
       const decoder = new StringDecoder('utf8');
       const reader = new LdifReader({ binaryAttributes: config.binaryAttributes ?? DEFAULT_BINARY_ATTRIBUTES, sourceName: basename(config.path) });
       const items: ImportItem[] = [];
+      // Each entry goes out only while the run is not stopped, the one the end of the file completes too.
+      const emit = function* () {
+        for (const item of items) {
+          if (signal?.aborted) throw new SyncError('Aborted', 'The import was stopped before it finished; nothing was deleted.');
+          yield item;
+        }
+        items.length = 0;
+      };
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) {
           reader.write(decoder.write(chunk), items);
-          for (const item of items) {
-            if (signal?.aborted) throw new SyncError('Aborted', 'The import was stopped before it finished; nothing was deleted.');
-            yield item;
-          }
-          items.length = 0;
+          yield* emit();
         }
         reader.write(decoder.end(), items);
         reader.end(items);
-        yield* items;
+        yield* emit();
       } catch (err) {
         if (err instanceof SyncError) throw err;
         // A read error part-way must fail the import: a partial file would look like deletions.

@@ -98,6 +98,27 @@ describe('LDIF parser', () => {
     }
   });
 
+  it('stops at the next entry once the signal is aborted, the one the end of the file completes too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nimbus-ldif-'));
+    try {
+      // No blank line after the last entry: the reader completes it only at the end of the file.
+      const file = join(dir, 'x.ldif');
+      writeFileSync(file, 'dn: CN=a,DC=x\ncn: a\n\ndn: CN=b,DC=x\ncn: b\n');
+      const stop = new AbortController();
+      const seen: string[] = [];
+      const read = async () => {
+        for await (const item of createLdifConnector({ path: file }).fullImport(stop.signal)) {
+          seen.push((item as SourceEntry).dn);
+          stop.abort();
+        }
+      };
+      await expect(read()).rejects.toMatchObject({ code: 'Aborted' });
+      expect(seen).toEqual(['CN=a,DC=x']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails the import (not the entry) when the file cannot be read', async () => {
     await expect(collect(createLdifConnector({ path: '/nonexistent/x.ldif' }).fullImport())).rejects.toThrow(/cannot read the LDIF file/);
   });

@@ -7,6 +7,7 @@ import * as m0004 from './0004-export-order.ts';
 import * as m0005 from './0005-dn-covering-index.ts';
 import * as m0006 from './0006-narrow-objects.ts';
 import * as m0007 from './0007-manager-ref.ts';
+import * as m0008 from './0008-drop-pending-index.ts';
 
 const migrations: Record<string, Migration> = {
   '0001-connector-space': m0001,
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '0005-dn-covering-index': m0005,
   '0006-narrow-objects': m0006,
   '0007-manager-ref': m0007,
+  '0008-drop-pending-index': m0008,
 };
 
 export const migrationProvider: MigrationProvider = {
