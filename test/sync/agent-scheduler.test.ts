@@ -281,8 +281,9 @@ describe('nimbus agent: the export lease', () => {
     expect((await control(h).lease(h.t.tenant.id))?.holder).toBe('active');
     // A "sync now" is the exporting agent's: the standby leaves it alone.
     const { request } = await control(h).createRequest(cliActor(h.t.tenant.id), { kind: 'sync-now' });
+    // The scheduler reports the request done to the cloud, then ends the cycle (onCycle): wait for both.
     await waitFor('the active agent to complete the request', async () => (await control(h).requests(cliActor(h.t.tenant.id), { status: 'done' })).find((r) => r.id === request.id));
-    expect(active.cycles.flatMap((c) => c.requests).map((r) => r.id)).toContain(request.id);
+    await waitFor('the active agent cycle that ran it', () => active.cycles.find((c) => c.requests.some((r) => r.id === request.id)));
     expect(standby.cycles.flatMap((c) => c.requests)).toEqual([]);
     for (const a of [active, standby]) {
       a.scheduler.stop('test');
