@@ -12,7 +12,7 @@ import type { Exporter, SyncRunReport } from './exporter.ts';
 import type { Mapper, StagedEntry } from './mapping.ts';
 import { pendingCounts, pendingSummary } from './pending.ts';
 import { dnRef, first, normalizeDn, objectTypeOf, scopeOf, text, values, type ObjectType, type ScopeRules } from './scope.ts';
-import { deferIndexes, importWriter, PENDING_DELETES, PENDING_UPSERTS, restoreIndexes, type ConnectorSpace, type ObjectRow } from './space.ts';
+import { deferIndexes, EXPORT_TOTAL, importWriter, PENDING_DELETES, PENDING_UPSERTS, restoreIndexes, type ConnectorSpace, type ObjectRow } from './space.ts';
 
 export interface Engine {
   space: ConnectorSpace;
@@ -1054,7 +1054,7 @@ async function exportAll(
   const markUnexported = db.prepare('UPDATE objects SET exported_hash = NULL, exported_at = ?, match = NULL, unresolved = NULL, error = NULL WHERE anchor = ?');
   const dropExportedOf = db.prepare('UPDATE object_values SET exported = NULL WHERE id = (SELECT values_id FROM objects WHERE anchor = ?) AND exported IS NOT NULL');
   // Objects still to compute may all become exports.
-  const total = (db.prepare(`SELECT count(*) AS n FROM objects WHERE (${PENDING_UPSERTS}) OR (${PENDING_DELETES}) OR (dirty = 1)`).get() as { n: number }).n;
+  const total = (db.prepare(EXPORT_TOTAL).get() as { n: number }).n;
   // What the cloud confirmed is recorded in few commits; whatever ends the export commits
   // what was recorded (a kill loses the rest, which the next run exports again, unchanged).
   const commits = committer(db);

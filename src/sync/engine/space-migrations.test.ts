@@ -1,13 +1,14 @@
 // Connector-space migrations. 0006 (the imported and desired values out of `objects`) keeps what a
 // space made before it holds, both ways: state, imported attributes, desired and exported
 // values; and an object's values go with it when it is deleted. 0007 numbers each user's manager;
-// 0008 drops an index no query reads, and the pending queries keep theirs.
+// 0008 drops an index no query reads, and the pending queries keep theirs. And the export's
+// total (space.ts) is counted from indexes.
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { migrationProvider } from './migrations/index.ts';
 import { REFERRERS, REFERRERS_INDEX } from './run.ts';
-import { PENDING_DELETES, PENDING_UPSERTS } from './space.ts';
+import { EXPORT_TOTAL, PENDING_DELETES, PENDING_UPSERTS } from './space.ts';
 import { dnRef } from './scope.ts';
 
 let sqlite: SQLite.Database | undefined;
@@ -107,5 +108,25 @@ describe('connector-space migration 0008', () => {
     expect(sqlite.prepare(`SELECT count(*) AS n FROM objects WHERE ${PENDING_UPSERTS}`).get()).toEqual({ n: 2 });
     expect((await migrator.migrateTo('0007-manager-ref')).error).toBeUndefined();
     expect(indexes()).toEqual(['objects_pending', 'objects_pending_deletes', 'objects_pending_upserts']);
+  });
+});
+
+describe('the export total', () => {
+  it('counts each pending upsert, pending delete and dirty object once, from their indexes (no scan of the table)', async () => {
+    const { sqlite, migrator } = await seeded();
+    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    // Seeded: a1 and b2 pending upserts, c3 out of scope and never exported. Added: a dirty object,
+    // a dirty object that is also a pending upsert, a pending delete, and one in step with the cloud.
+    const add = sqlite.prepare('INSERT INTO objects (anchor, type, dn, dn_key, in_scope, present, seen_run, import_hash, dirty, desired_hash, exported_hash) VALUES (?, ?, ?, ?, 1, ?, 7, ?, ?, ?, ?)');
+    add.run('d4', 'user', 'CN=D,DC=x', 'cn=d,dc=x', 1, 'h', 1, null, null);
+    add.run('e5', 'user', 'CN=E,DC=x', 'cn=e,dc=x', 1, 'h', 1, 'd5', 'd4');
+    add.run('f6', 'group', 'CN=F,DC=x', 'cn=f,dc=x', 0, 'h', 0, 'd6', 'd6');
+    add.run('g7', 'user', 'CN=G,DC=x', 'cn=g,dc=x', 1, 'h', 0, 'd7', 'd7');
+    const scanned = sqlite.prepare(`SELECT count(*) AS n FROM objects WHERE (${PENDING_UPSERTS}) OR (${PENDING_DELETES}) OR (dirty = 1)`).get();
+    expect(sqlite.prepare(EXPORT_TOTAL).get()).toEqual({ n: 5 });
+    expect(scanned).toEqual({ n: 5 });
+    const plan = (sqlite.prepare(`EXPLAIN QUERY PLAN ${EXPORT_TOTAL}`).all() as { detail: string }[]).map((r) => r.detail);
+    expect(plan.filter((d) => /^SCAN objects USING (COVERING )?INDEX objects_(pending_upserts|pending_deletes|dirty)\b/.test(d))).toHaveLength(3);
+    expect(plan.filter((d) => /^SCAN objects$/.test(d))).toEqual([]);
   });
 });
