@@ -21,7 +21,7 @@ const FLAG = '--heap-growing-percent';
  */
 export function tuneHeap(execArgv: readonly string[] = process.execArgv): number | undefined {
   // (V8 spells its flags with - or _ alike.)
-  if (execArgv.some((a) => `--${a.split('=')[0]!.slice(2).replaceAll('_', '-')}` === FLAG)) return undefined;
+  if (execArgv.some((a) => a.split('=')[0]!.replaceAll('_', '-') === FLAG)) return undefined;
   v8.setFlagsFromString(`${FLAG}=${HEAP_GROWING_PERCENT}`);
   return HEAP_GROWING_PERCENT;
 }

@@ -302,7 +302,7 @@ async function runSyncOnce(engine: Engine, opts: RunOptions = {}): Promise<RunRe
     // ---- import
     startPhase('import');
     // A killed first import left its deferred indexes unbuilt (space.ts).
-    restoreIndexes(db);
+    restoreIndexes(space);
     const imp = watermark !== undefined ? importDelta(engine, watermark, opts.signal, runId, counts, fail, (n) => progress('import', n)) : importAll(engine, runId, opts, counts, fail, (n) => progress('import', n));
     const { topologyChanged, deletesWithheld } = await imp;
     progress('import', counts.read, counts.read, true);
@@ -409,7 +409,7 @@ async function importAll(
   let commitEvery = 1000;
   // Into an empty connector space, the DN indexes are built after the import (space.ts).
   const deferred = db.prepare('SELECT 1 FROM objects LIMIT 1').get() === undefined;
-  if (deferred) deferIndexes(db);
+  if (deferred) deferIndexes(engine.space);
   for await (const item of engine.connector.fullImport(opts.signal)) {
     counts.read++;
     if (inTx === 0) db.exec('BEGIN');
@@ -468,7 +468,7 @@ async function importAll(
     }
   }
   if (inTx) db.exec('COMMIT');
-  if (deferred) restoreIndexes(db);
+  if (deferred) restoreIndexes(engine.space);
   const live = (db.prepare('SELECT count(*) AS n FROM objects WHERE present = 1 AND in_scope = 1 AND seen_run != ?').get(runId) as { n: number }).n;
   if (seenInScope === 0 && live > 0)
     throw new SyncError(

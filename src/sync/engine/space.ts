@@ -137,29 +137,30 @@ export function importWriter(db: SQLite.Database) {
  * first import of 100k objects took ~2 s less (of ~10 s).
  */
 const DEFERRED_INDEXES = ['objects_dn_key', 'objects_dirty'];
-/** Meta key holding the dropped indexes' definitions until they are built again. */
+/** Meta key holding the dropped indexes' definitions until they are built again ('' once they are). */
 const DEFERRED_KEY = 'import.deferredIndexes';
 
 /**
  * Drops DEFERRED_INDEXES, keeping their definitions in meta in the same commit, so whatever
  * ends the import (its end, an error, a killed process) finds them there: see restoreIndexes.
  */
-export function deferIndexes(db: SQLite.Database): void {
+export function deferIndexes(space: ConnectorSpace): void {
+  const db = space.sqlite;
   db.transaction(() => {
     const defs = db.prepare<string[], { name: string; sql: string }>(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN (${DEFERRED_INDEXES.map(() => '?').join(', ')})`).all(...DEFERRED_INDEXES);
     if (defs.length === 0) return;
-    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(DEFERRED_KEY, JSON.stringify(defs.map((d) => d.sql)));
+    space.setMeta(DEFERRED_KEY, JSON.stringify(defs.map((d) => d.sql)));
     for (const d of defs) db.exec(`DROP INDEX "${d.name}"`);
   })();
 }
 
 /** Builds the indexes deferIndexes dropped, if any are missing (after the import, or before the run after a killed one). */
-export function restoreIndexes(db: SQLite.Database): void {
-  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(DEFERRED_KEY);
-  if (!row) return;
-  db.transaction(() => {
-    for (const def of JSON.parse(row.value) as string[]) db.exec(def.replace(/^CREATE INDEX /i, 'CREATE INDEX IF NOT EXISTS '));
-    db.prepare('DELETE FROM meta WHERE key = ?').run(DEFERRED_KEY);
+export function restoreIndexes(space: ConnectorSpace): void {
+  const defs = space.getMeta(DEFERRED_KEY);
+  if (!defs) return;
+  space.sqlite.transaction(() => {
+    for (const def of JSON.parse(defs) as string[]) space.sqlite.exec(def.replace(/^CREATE INDEX /i, 'CREATE INDEX IF NOT EXISTS '));
+    space.setMeta(DEFERRED_KEY, '');
   })();
 }
 
