@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliActor } from '../../src/cloud/services/context.ts';
 import { GLOBAL_ADMIN } from '../../src/cloud/services/directory.ts';
+import { BatchCache } from '../../src/cloud/sync/batch-cache.ts';
 import { newUser, startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
 
 let cloud: TestCloud;
@@ -305,6 +306,33 @@ describe('exports', () => {
     const kept = await cloud.svc.db.selectFrom('sync_member_lists').select(['anchors', 'member_count']).where('group_id', '=', gid).executeTakeFirstOrThrow();
     expect(kept.member_count).toBe(rows.length);
     expect(JSON.parse(kept.anchors).sort()).toEqual([...list].sort());
+  });
+
+  it("fetches up front the members of groups that resolve their whole list, and leaves those of a group applying its list by difference to be looked up as needed", async () => {
+    const [u1, u2, u3, grp] = [anchor(), anchor(), anchor(), anchor()];
+    for (const a of [u1, u2, u3]) await exportObjects([user(a, { userPrincipalName: `pre-${a.replace(/[^a-z0-9]/gi, '').toLowerCase()}@fabrikam.com`, displayName: 'Pre' })]);
+    const created = await exportObjects([{ op: 'upsert', type: 'group', sourceAnchor: grp, attributes: { displayName: 'Preload', securityEnabled: true, members: [u1, u2] } }]);
+    const gid = created.body.results[0].id;
+    const item = { op: 'upsert' as const, type: 'group' as const, sourceAnchor: grp, attributes: { displayName: 'Preload', securityEnabled: true, members: [u1, u2, u3] } };
+    const resolveWith = async (wholeMembers?: (g: { id: string } | null) => boolean) => {
+      const cache = await BatchCache.load(cloud.svc.db, t.tenant.id, [item], (a) => a.userPrincipalName ?? '', wholeMembers);
+      let reads = 0;
+      cache.beforeRead = async () => void reads++;
+      const found = await cache.resolve([u1, u2, u3]);
+      return { reads, found: [u1, u2, u3].map((a) => found.get(a)?.type) };
+    };
+    const seen: (string | undefined)[] = [];
+    // Whole list (the default, and a group created by this call): answered from the cache.
+    expect(await resolveWith()).toEqual({ reads: 0, found: ['user', 'user', 'user'] });
+    expect(await resolveWith((g) => (seen.push(g?.id), true))).toEqual({ reads: 0, found: ['user', 'user', 'user'] });
+    expect(seen).toEqual([gid]);
+    // By difference: nothing fetched for it; the members it looks up come from the database, the same.
+    expect(await resolveWith(() => false)).toEqual({ reads: 1, found: ['user', 'user', 'user'] });
+    // Through the service: the group in the cloud already gains u3 by difference.
+    const r = await exportObjects([item]);
+    expect(r.body.results[0]).toMatchObject({ id: gid, status: 'updated' });
+    const ids = await Promise.all([u1, u2, u3].map(async (a) => (await cloud.svc.db.selectFrom('users').select('id').where('immutable_id', '=', a).executeTakeFirstOrThrow()).id));
+    expect((await cloud.svc.db.selectFrom('memberships').select('member_id').where('group_id', '=', gid).execute()).map((x) => x.member_id).sort()).toEqual(ids.sort());
   });
 
   it('sets a manager or a member that arrives in a later batch, without a new export of the referrer', async () => {

@@ -87,9 +87,13 @@ export class BatchCache {
 
   /**
    * Fetches what `items` will read. `cloudUpn` is the UPN a user will claim in the cloud (the
-   * fallback UPN for an unverified suffix), fetched beside its on-premises UPN.
+   * fallback UPN for an unverified suffix), fetched beside its on-premises UPN. `wholeMembers`
+   * tells which groups' members to fetch (given the group's row, null for none): those whose
+   * whole list is resolved, as a group created by this call is; a group that applies its list
+   * by difference resolves only the members it gains (an all-users group of 100k, one member
+   * changed, would otherwise look up 100k anchors to use one).
    */
-  static async load(db: Db, tenantId: string, items: readonly SyncItem[], cloudUpn: (a: SyncUserAttributes) => string): Promise<BatchCache> {
+  static async load(db: Db, tenantId: string, items: readonly SyncItem[], cloudUpn: (a: SyncUserAttributes) => string, wholeMembers: (group: GroupTable | null) => boolean = () => true): Promise<BatchCache> {
     const c = new BatchCache(db, tenantId);
     const anchors = [...new Set(items.map((i) => i.sourceAnchor))];
     const refAnchors = new Set<string>();
@@ -99,7 +103,6 @@ export class BatchCache {
       if (i.op !== 'upsert') continue;
       const a = i.attributes as { userPrincipalName?: string; mail?: string | null; proxyAddresses?: string[]; manager?: string | null; members?: string[] };
       if (a.manager) refAnchors.add(a.manager);
-      for (const m of a.members ?? []) refAnchors.add(m);
       for (const claim of addressClaims({ upn: a.userPrincipalName ?? null, mail: a.mail ?? null, proxyAddresses: a.proxyAddresses ?? [] })) addresses.add(claim.address);
       const smtp = primarySmtp(a.proxyAddresses ?? []) ?? a.mail;
       if (smtp) addresses.add(asciiLower(smtp));
@@ -115,6 +118,7 @@ export class BatchCache {
       if (!c.users.has(a)) c.users.set(a, null);
       if (!c.groups.has(a)) c.groups.set(a, null);
     }
+    for (const i of items) if (i.op === 'upsert' && i.type === 'group' && i.attributes.members?.length && wholeMembers(c.groups.get(i.sourceAnchor)!)) for (const m of i.attributes.members) refAnchors.add(m);
     // References: the batch's own objects are known now; the rest in one query per chunk.
     const unknown: string[] = [];
     for (const a of refAnchors) {

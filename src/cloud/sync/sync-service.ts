@@ -538,7 +538,9 @@ export function createSyncService(deps: Deps) {
       // the counter is written back before commit (delta reads commit-ordered numbers).
       ctx.writes.buffer = isolated ? null : { users: [], addresses: [] };
       ctx.seq.value = await nextSeq(trx, ctx.t.id, 0);
-      ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items, (a) => decideUpn(a, ctx.verified, ctx.t.initial_domain).upn);
+      // Members are fetched for the groups that resolve their whole list (see memberPlan): new
+      // ones. Those that were in the cloud before this call apply their list by difference.
+      ctx.batch.cache = await BatchCache.load(trx, ctx.t.id, items, (a) => decideUpn(a, ctx.verified, ctx.t.initial_domain).upn, (g) => g === null || ctx.createdGroups.has(g.id));
       ctx.batch.cache.beforeRead = () => flushWrites(trx, ctx);
       ctx.batch.upserted.clear();
       for (const item of items) {
