@@ -71,4 +71,38 @@ describe('lookupSorted', () => {
     }
     expect(lookupSorted([], () => expect.unreachable('no lookup for no keys'))).toEqual([]);
   });
+
+  it('with a memo, asks only for keys no earlier call answered (misses included), and keeps no more than its room', () => {
+    const known = new Map([
+      ['cn=a', 'A'],
+      ['cn=b', 'B'],
+      ['cn=e', 'E'],
+    ]);
+    const asked: string[][] = [];
+    const lookup = (unique: string[]) => (asked.push(unique), unique.map((k) => known.get(k)));
+    const memo = { answers: new Map<string, string | null>(), max: 3 };
+    expect(lookupSorted(['cn=b', 'cn=x', 'cn=a'], lookup, memo)).toEqual(['B', null, 'A']);
+    expect(lookupSorted(['cn=a', 'cn=e', 'cn=x', null, 'cn=b', 'cn=e'], lookup, memo)).toEqual(['A', 'E', null, null, 'B', 'E']);
+    expect(asked).toEqual([['cn=a', 'cn=b', 'cn=x'], ['cn=e']]);
+    // Full (three answers): cn=e was not kept, so it is asked again.
+    expect(memo.answers.size).toBe(3);
+    expect(lookupSorted(['cn=e', 'cn=b'], lookup, memo)).toEqual(['E', 'B']);
+    expect(asked[2]).toEqual(['cn=e']);
+  });
+
+  it('with a memo across calls, matches a direct lookup on random lists', () => {
+    let seed = 11;
+    // The generator's high bits (its low ones repeat with a short period).
+    const rnd = (n: number) => Math.floor(((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n);
+    const known = new Map(Array.from({ length: 40 }, (_, i) => [`k${i}`, rnd(3) ? `a${i}` : undefined]));
+    const memo = { answers: new Map<string, string | null>(), max: 25 };
+    let asked = 0;
+    for (let t = 0; t < 200; t++) {
+      const keys = Array.from({ length: rnd(30) }, () => (rnd(8) ? `k${rnd(40)}` : null));
+      expect(lookupSorted(keys, (unique) => ((asked += unique.length), unique.map((k) => known.get(k))), memo)).toEqual(keys.map((k) => (k === null ? null : (known.get(k) ?? null))));
+    }
+    expect(memo.answers.size).toBe(25);
+    // Repeated keys were answered from the memo: far fewer asked than given.
+    expect(asked).toBeLessThan(2000);
+  });
 });

@@ -852,7 +852,9 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
    * order. The keys are looked up sorted and once each: neighbouring keys share index pages,
    * which halves SQLite's time for a large group against lookups in member order.
    */
-  const resolveAll = (dns: readonly (string | null)[]) => lookupSorted(dns.map((dn) => (dn === null ? null : normalizeDn(dn))), (unique) => byDns.all(JSON.stringify(unique)));
+  // Each DN once per step (KeyMemo): 20k entries are ~4 MB of the agent's heap.
+  const memo: KeyMemo<string> = { answers: new Map(), max: 20_000 };
+  const resolveAll = (dns: readonly (string | null)[]) => lookupSorted(dns.map((dn) => (dn === null ? null : normalizeDn(dn))), (unique) => byDns.all(JSON.stringify(unique)), memo);
   const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
   const changeValues = db.prepare<[number, string, number]>('UPDATE object_values SET exported = CASE WHEN exported IS NULL AND ? THEN desired ELSE exported END, desired = ? WHERE id = ?');
@@ -963,20 +965,41 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
  * Looks `keys` up in key order, each once: `lookup` gets the distinct keys sorted and answers
  * in that order (null or undefined: not found); the answers come back in the order of `keys`,
  * null for a null key. (Positions are sorted, not a map of keys built: an all-users group has
- * 100k of them.)
+ * 100k of them.) With a memo, keys answered before are not asked again, and new answers are
+ * kept while it has room.
  */
-export function lookupSorted<T>(keys: readonly (string | null)[], lookup: (unique: string[]) => readonly (T | null | undefined)[]): (T | null)[] {
-  const order = keys.flatMap((k, i) => (k === null ? [] : [i])).sort((x, y) => (keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0));
+export function lookupSorted<T>(keys: readonly (string | null)[], lookup: (unique: string[]) => readonly (T | null | undefined)[], memo?: KeyMemo<T>): (T | null)[] {
+  const out = new Array<T | null>(keys.length).fill(null);
+  // The positions still to look up: not null, not answered before.
+  const order: number[] = [];
+  keys.forEach((k, i) => {
+    if (k === null) return;
+    const answered = memo?.answers.get(k);
+    if (answered !== undefined) out[i] = answered;
+    else order.push(i);
+  });
+  order.sort((x, y) => (keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0));
   const unique: string[] = [];
   for (const i of order) if (unique[unique.length - 1] !== keys[i]) unique.push(keys[i]!);
   const found = unique.length ? lookup(unique) : [];
-  const out = new Array<T | null>(keys.length).fill(null);
+  if (memo) for (let u = 0; u < unique.length && memo.answers.size < memo.max; u++) memo.answers.set(unique[u]!, found[u] ?? null);
   let u = -1;
   for (const i of order) {
     if (unique[u] !== keys[i]) u++;
     out[i] = found[u] ?? null;
   }
   return out;
+}
+
+/**
+ * Answers lookupSorted has given, kept for later calls (up to `max` of them): the sync step's
+ * groups share members (an all-users group and each department's), and each member is looked
+ * up once per step instead of once per group. Only for as long as the answers cannot change
+ * (one sync step: it changes no DN, scope or presence).
+ */
+export interface KeyMemo<T> {
+  answers: Map<string, T | null>;
+  max: number;
 }
 
 // ---------------------------------------------------------------- export
