@@ -54,16 +54,33 @@ export async function openSyncAgent(config: SyncConfig, overrides: AgentOverride
   // without it, ~20 MB less on its thread.
   const exporter = overrides.exporter ?? (await import('./engine/exporter-http.ts')).httpExporterFor(config);
   const space = await openConnectorSpace(config.sync.dataDir);
+  // The WAL is checkpointed once a run has ended, while the agent waits for the next: a run's
+  // commits otherwise stop now and then to copy the last runs' pages (~10-20 MB for a 1% delta
+  // at 20k users; 0.1 s of that round, one round in two).
+  let idle: NodeJS.Timeout | undefined;
   return {
     space,
     async run(opts) {
+      clearTimeout(idle);
+      idle = undefined;
       const report = await runSync({ space, connector, exporter, scope, mapper, deletionThreshold: config.sync.deletionThreshold, staging: config.sync.staging, batchSize: config.target.batchSize }, opts);
       // Run history: the run's errors stay with it; runs older than sync.runRetention go.
       space.recordRunErrors(report.runId, report.errors);
       space.pruneRuns(new Date(Date.parse(report.endedAt) - config.sync.runRetention));
+      // After the caller has the report (a timer, not a microtask).
+      idle = setTimeout(() => {
+        idle = undefined;
+        try {
+          space.checkpoint();
+        } catch {
+          // Nothing is lost: the pages stay in the WAL, and the next automatic checkpoint copies them.
+        }
+      }, 0);
+      idle.unref();
       return report;
     },
     async close() {
+      clearTimeout(idle);
       await connector.close();
       await exporter.close();
       await space.close();

@@ -1,7 +1,8 @@
 // End to end: the generator's AD-flavoured LDIF synced into a real cloud directory through
 // the agent (real SQLite connector space, in-process exporter): scope, edge cases, matching,
 // groups, no-change runs, changes, and the deletion threshold.
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, writeFileSync } from 'node:fs';
+import SQLite from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adLdif } from '../../scripts/generator/ldif.ts';
@@ -187,6 +188,32 @@ describe('full sync from an AD LDIF export', () => {
     expect(r.counts).toMatchObject({ adds: 0, updates: 0, deletes: 0, batches: 0 });
     const after = await cloud.svc.db.selectFrom('tenants').select('change_seq').where('id', '=', t.tenant.id).executeTakeFirstOrThrow();
     expect(after.change_seq).toBe(before.change_seq);
+  });
+
+  it('checkpoints the connector space once a run has ended, while the agent waits: its database file alone then holds the run', async () => {
+    const agent = await open();
+    try {
+      const r = await agent.run();
+      // The run as the database file holds it without the WAL (a copy of the file alone).
+      const inFile = () => {
+        const copy = join(tempDir('nimbus-cs-copy-'), 'copy.db');
+        copyFileSync(agent.space.file, copy);
+        const db = new SQLite(copy);
+        try {
+          return (db.prepare('SELECT status FROM runs WHERE id = ?').get(r.runId) as { status: string } | undefined)?.status;
+        } finally {
+          db.close();
+        }
+      };
+      expect(r.status).toBe('success');
+      // When run() returns, the run's last commits are in the WAL only...
+      expect(inFile()).not.toBe('success');
+      // ...and once the agent is idle, in the file.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(inFile()).toBe('success');
+    } finally {
+      await agent.close();
+    }
   });
 
   it('exports exactly a modify, a delete and a rename/move (same cloud object)', async () => {

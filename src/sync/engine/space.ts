@@ -67,6 +67,11 @@ export interface ConnectorSpace {
   recordRunErrors(runId: number, errors: readonly unknown[]): void;
   /** Deletes runs started before `cutoff`, except the latest; returns how many went. */
   pruneRuns(cutoff: Date): number;
+  /**
+   * Copies the WAL's pages into the database file now (as much as no reader holds back), so
+   * that a later commit does not stop to do it: the agent calls it when a run has ended.
+   */
+  checkpoint(): void;
   close(): Promise<void>;
 }
 
@@ -237,6 +242,7 @@ export async function openConnectorSpace(dataDir: string): Promise<ConnectorSpac
     runs: (limit = 20) => runs.all(limit),
     recordRunErrors: (id, errors) => void runErrors.run(errors.length ? JSON.stringify(errors.slice(0, RUN_ERRORS_KEPT)) : null, id),
     pruneRuns: (cutoff) => prune.run(cutoff.toISOString()).changes,
+    checkpoint: () => void sqlite.pragma('wal_checkpoint(PASSIVE)'),
     async close() {
       // Kysely's destroy closes the better-sqlite3 handle.
       await kdb.destroy();
