@@ -852,8 +852,11 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
    * order. The keys are looked up sorted and once each: neighbouring keys share index pages,
    * which halves SQLite's time for a large group against lookups in member order.
    */
-  // Each DN once per step (KeyMemo): 20k entries are ~4 MB of the agent's heap.
-  const memo: KeyMemo<string> = { answers: new Map(), max: 20_000 };
+  // Each DN once per step (KeyMemo): 20k entries are ~4 MB of the agent's heap. Not for a step
+  // that computes most of a large space (a first sync): its memo would hold a fifth of the
+  // members at 100k objects, at the run's peak of memory, for no measurable gain.
+  const computing = (db.prepare('SELECT count(*) FROM objects WHERE dirty = 1').pluck().get() as number);
+  const memo: KeyMemo<string> = { answers: new Map(), max: computing <= MEMO_MAX ? MEMO_MAX : 0 };
   const resolveAll = (dns: readonly (string | null)[]) => lookupSorted(dns.map((dn) => (dn === null ? null : normalizeDn(dn))), (unique) => byDns.all(JSON.stringify(unique)), memo);
   const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
@@ -990,6 +993,8 @@ export function lookupSorted<T>(keys: readonly (string | null)[], lookup: (uniqu
   }
   return out;
 }
+
+const MEMO_MAX = 20_000;
 
 /**
  * Answers lookupSorted has given, kept for later calls (up to `max` of them): the sync step's
