@@ -1,7 +1,7 @@
 // End to end: the generator's AD-flavoured LDIF synced into a real cloud directory through
 // the agent (real SQLite connector space, in-process exporter): scope, edge cases, matching,
 // groups, no-change runs, changes, and the deletion threshold.
-import { appendFileSync, copyFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import SQLite from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -196,13 +196,16 @@ describe('full sync from an AD LDIF export', () => {
       const r = await agent.run();
       // The run as the database file holds it without the WAL (a copy of the file alone).
       const inFile = () => {
-        const copy = join(tempDir('nimbus-cs-copy-'), 'copy.db');
-        copyFileSync(agent.space.file, copy);
-        const db = new SQLite(copy);
+        const copies = tempDir('nimbus-cs-copy-');
+        copyFileSync(agent.space.file, join(copies, 'copy.db'));
+        const db = new SQLite(join(copies, 'copy.db'));
         try {
+          // (A new space's very tables may be in the WAL only.)
+          if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'runs'").get()) return undefined;
           return (db.prepare('SELECT status FROM runs WHERE id = ?').get(r.runId) as { status: string } | undefined)?.status;
         } finally {
           db.close();
+          rmSync(copies, { recursive: true, force: true });
         }
       };
       expect(r.status).toBe('success');
