@@ -8,6 +8,8 @@ export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 180_000,
+    // Removes the temporary folders each test file made (test/helpers/temp-dirs.ts).
+    setupFiles: ['test/helpers/remove-temp-dirs.ts'],
     projects: [
       {
         // extends: the root options (timeouts) apply to each project too.

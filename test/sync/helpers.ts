@@ -1,7 +1,6 @@
 // Test helpers for the sync agent: a generated AD-flavoured LDIF (scripts/generator), a
 // tenant ready for directory sync on a real cloud directory, and a config file for it.
-import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { stringify } from 'yaml';
@@ -12,7 +11,7 @@ import { cliActor } from '../../src/cloud/services/context.ts';
 import { loadSyncConfig, type SyncConfig } from '../../src/sync/config.ts';
 import type { TestCloud, TestTenant } from '../helpers/cloud.ts';
 
-export const tempDir = (prefix = 'nimbus-sync-') => mkdtempSync(join(tmpdir(), prefix));
+export { tempDir } from '../helpers/temp-dirs.ts';
 
 /** Writes LDIF chunks to a file without holding the whole text. */
 export async function writeLdif(path: string, chunks: Iterable<string>): Promise<void> {
