@@ -855,8 +855,8 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   // Each DN once per step (KeyMemo): 20k entries are ~4 MB of the agent's heap. Not for a step
   // that computes most of a large space (a first sync): its memo would hold a fifth of the
   // members at 100k objects, at the run's peak of memory, for no measurable gain.
-  const computing = db.prepare('SELECT count(*) FROM objects WHERE dirty = 1').pluck().get() as number;
-  const memo: KeyMemo<string> = { answers: new Map(), max: computing <= MEMO_MAX ? MEMO_MAX : 0 };
+  const toCompute = db.prepare('SELECT count(*) FROM objects WHERE dirty = 1').pluck().get() as number;
+  const memo: KeyMemo<string> = { answers: new Map(), max: toCompute <= MEMO_MAX ? MEMO_MAX : 0 };
   const resolveAll = (dns: readonly (string | null)[]) => lookupSorted(dns.map((dn) => (dn === null ? null : normalizeDn(dn))), (unique) => byDns.all(JSON.stringify(unique)), memo);
   const addValues = db.prepare<[string]>('INSERT INTO object_values (desired) VALUES (?)');
   // The exported values were implied by the old desired ones (EXPORTED_VALUES): keep them before they change.
