@@ -1,14 +1,14 @@
 // Unit tests of the sync configuration: the shape, env overrides, errors naming the
 // file and field, secrets never printed.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../test/helpers/temp-dirs.ts';
 import { domainOfBaseDn, loadSyncConfig } from './config.ts';
 
 function setup(yaml: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'nimbus-cfg-'));
+  const dir = tempDir('nimbus-cfg-');
   writeFileSync(join(dir, 'ad.pw'), 'P@ssw0rd!\n');
   writeFileSync(join(dir, 'app.secret'), 's3cret-value\n');
   writeFileSync(join(dir, 'nimbus.yaml'), yaml);

@@ -1,8 +1,7 @@
 // Test helpers for the admin portal: a tenant administrator (as `nimbus admin create` makes
 // one), a signed-in HTTP client that speaks the portal's forms (session cookie + CSRF token),
 // an in-process sync agent over an LDIF file, and Debian's Chromium through playwright-core.
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { chromium, type Browser } from 'playwright-core';
@@ -11,6 +10,7 @@ import { GLOBAL_ADMIN } from '../../src/cloud/services/directory.ts';
 import type { TenantTable } from '../../src/cloud/store/schema.ts';
 import { openSyncAgent, type SyncAgent } from '../../src/sync/agent.ts';
 import type { SourceConnector } from '../../src/sync/connectors/connector.ts';
+import { tempDir } from '../helpers/temp-dirs.ts';
 import { configSchema, type SyncConfig } from '../../src/sync/config.ts';
 import { createInProcessExporter } from '../../src/sync/engine/exporter-inprocess.ts';
 import { AgentMetrics } from '../../src/sync/scheduler/metrics.ts';
@@ -94,7 +94,7 @@ export function ldifConfig(tenant: string, ldif: string, sync: Record<string, un
   const raw = configSchema.parse({
     source: { type: 'ldif', path: ldif, baseDn: SAMPLE_BASE_DN },
     target: { type: 'nimbus', url: 'http://127.0.0.1', tenant, clientId: 'embedded' },
-    sync: { dataDir: join(mkdtempSync(join(tmpdir(), 'nimbus-portal-agent-')), 'agent'), interval: '1h', cloudPoll: '250ms', changePoll: '0s', ...sync },
+    sync: { dataDir: join(tempDir('nimbus-portal-agent-'), 'agent'), interval: '1h', cloudPoll: '250ms', changePoll: '0s', ...sync },
   });
   return { ...raw, file: 'environment', secrets: {} };
 }

@@ -1,9 +1,9 @@
 // Unit tests of how `nimbus ad` resolves its connection: flags > environment > config file,
 // the password never from a flag, and clear errors for what is missing or wrong.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../../test/helpers/temp-dirs.ts';
 import { readAdConfigFile, resolveLdapConfig, type ResolveDeps } from './ldap-config.ts';
 
 const deps = (over: Partial<ResolveDeps> = {}): ResolveDeps => ({
@@ -36,7 +36,7 @@ describe('resolveLdapConfig', () => {
   });
 
   it('reads source: and target: from the agent config file, paths relative to it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nimbus-adcfg-'));
+    const dir = tempDir('nimbus-adcfg-');
     const file = join(dir, 'nimbus.yaml');
     writeFileSync(file, 'source:\n  type: ad\n  url: ldap://dc1\n  bindDn: svc@corp\n  passwordFile: pw.txt\n  baseDn: DC=corp\n  starttls: true\ntarget:\n  url: http://127.0.0.1:8080\n  tenant: t\n  clientId: c\n  clientSecretFile: s.txt\n');
     const cfg = readAdConfigFile(file);
