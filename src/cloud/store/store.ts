@@ -13,6 +13,8 @@ export type Store = Kysely<Database>;
 export interface StoreOptions {
   /** Data folder; the SQLite file is `<dataDir>/nimbus.db`. Use ':memory:' for a throw-away store. */
   dataDir: string;
+  /** How long the store must go without a write before its WAL is checkpointed (ms; default 1000; 0: only SQLite's automatic checkpoint). */
+  idleCheckpointMs?: number;
 }
 
 /** Resolves the data folder: explicit flag, then NIMBUS_DATA, then ./.nimbus. */
@@ -51,9 +53,50 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   // Savepoint journals in memory: the sync apply runs each object under a savepoint, and with
   // temp files SQLite spills every object's sub-journal (the pages it touched) to disk.
   sqlite.pragma('temp_store = MEMORY');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: file === ':memory:' || opts.idleCheckpointMs === 0 ? withStatementCache(sqlite) : withIdleCheckpoint(sqlite, withStatementCache(sqlite), opts.idleCheckpointMs ?? 1000) }) });
   await migrate(db);
   return db;
+}
+
+/**
+ * Checkpoints the WAL once the store has gone `quietMs` without a write, so that the automatic
+ * checkpoint (every ~200 MB of WAL) does not land inside a commit: in delta rounds of 1000
+ * changed users against 20k, one round in ~13 took 530-690 ms instead of ~170 ms, copying the
+ * last rounds' pages. The store has one connection, so a checkpoint still holds it, but while
+ * nothing writes, and for one round's pages. Writes during a first sync keep it from running.
+ */
+export function withIdleCheckpoint(sqlite: SQLite.Database, inner: SqliteDatabase, quietMs: number): SqliteDatabase {
+  let lastWrite = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (ms: number) => {
+    timer = setTimeout(() => {
+      timer = undefined;
+      const waited = performance.now() - lastWrite;
+      // A write since, or a transaction still open (a service awaiting other work inside one):
+      // wait again. The transaction's commit is a write, so it counts as the last one.
+      if (waited < quietMs || sqlite.inTransaction) return arm(Math.max(quietMs - waited, 10));
+      try {
+        sqlite.pragma('wal_checkpoint(PASSIVE)');
+      } catch {
+        // Nothing is lost: the pages stay in the WAL, and the automatic checkpoint copies them.
+      }
+    }, ms);
+    timer.unref();
+  };
+  return {
+    close() {
+      clearTimeout(timer);
+      inner.close();
+    },
+    prepare(sql: string) {
+      const stmt = inner.prepare(sql);
+      if (!stmt.reader) {
+        lastWrite = performance.now();
+        if (timer === undefined) arm(quietMs);
+      }
+      return stmt;
+    },
+  };
 }
 
 /**
