@@ -13,4 +13,11 @@ describe('stableJson', () => {
   it('keeps the keys of nested objects (a key-list replacer would drop them)', () => {
     expect(JSON.parse(stableJson({ b: 1, a: { inner: 'kept' } }))).toEqual({ a: { inner: 'kept' }, b: 1 });
   });
+
+  it('leaves out the key it is told to (the members of a group, stored apart), and only that key', () => {
+    const g = { members: ['YQ==', 'Yg=='], displayName: 'Sales', mailEnabled: false };
+    expect(stableJson(g, 'members')).toBe('{"displayName":"Sales","mailEnabled":false}');
+    expect(stableJson({ ...g, members: undefined })).toBe(stableJson(g, 'members'));
+    expect(g.members).toEqual(['YQ==', 'Yg==']);
+  });
 });

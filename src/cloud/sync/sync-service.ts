@@ -27,9 +27,9 @@ type Features = typeof defaultSyncFeatures;
  * ordered. (Not JSON.stringify's key-list replacer: that list would filter nested objects'
  * keys as well.)
  */
-export function stableJson(o: Record<string, unknown>): string {
+export function stableJson(o: Record<string, unknown>, omit?: string): string {
   const sorted: Record<string, unknown> = {};
-  for (const k of Object.keys(o).sort()) sorted[k] = o[k];
+  for (const k of Object.keys(o).sort()) if (k !== omit) sorted[k] = o[k];
   return JSON.stringify(sorted);
 }
 
@@ -320,7 +320,13 @@ export function createSyncService(deps: Deps) {
       sync_match: match,
       deleted_at: null as string | null,
     };
-    const result: SyncResult = { ...base, id, match, userPrincipalName: fields.upn, ...(refused ? { softMatchRefused: refused } : {}), ...(r.errors.length ? { provisioningErrors: r.errors } : {}), ...(unresolved.length ? { unresolvedReferences: unresolved } : {}) };
+    // No properties after a spread in the objects made per object here: on Node 20 a literal
+    // like { ...fields, seq } took 5-20 µs in a micro-benchmark, against ~1 µs with the spread
+    // last ({ seq, ...fields }) and less with the properties set one by one.
+    const result: SyncResult = { sourceAnchor: anchorValue, type: 'user', status: 'unchanged', id, match, userPrincipalName: fields.upn };
+    if (refused) result.softMatchRefused = refused;
+    if (r.errors.length) result.provisioningErrors = r.errors;
+    if (unresolved.length) result.unresolvedReferences = unresolved;
     // A manager not in the cloud yet is set when it arrives (any batch, any order).
     if (unresolved.length) await deferReferences(trx, ctx, id, 'manager', unresolved);
     ctx.batch.upserted.add(anchorValue);
@@ -331,17 +337,19 @@ export function createSyncService(deps: Deps) {
       if (!changed) return result;
       await writeAddresses(trx, ctx, 'user', anchorValue, id, true, claims, true, fields.upn);
       const seq = ctx.nextSeq();
-      await updateObject(trx, 'users', T, id, { ...fields, seq, on_prem_last_sync_at: now });
-      return { ...result, status: row.deleted_at ? 'restored' : 'updated' };
+      await updateObject(trx, 'users', T, id, { seq, on_prem_last_sync_at: now, ...fields });
+      result.status = row.deleted_at ? 'restored' : 'updated';
+      return result;
     }
     await writeAddresses(trx, ctx, 'user', anchorValue, id, false, claims, true, fields.upn);
     const seq = ctx.nextSeq();
-    const created = { ...fields, tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now };
+    const created = { tenant_id: T, id, seq, created_at: now, user_type: 'Member', password_hash: null, on_prem_last_sync_at: now, ...fields };
     const buffer = ctx.writes.buffer;
     if (!buffer) await insertRow(trx, 'users', created);
     // A few statements' worth at a time: rows held longer outlive the young heap and cost more to collect.
     else if (buffer.users.push(created) >= FLUSH_ROWS) await flushWrites(trx, ctx);
-    return { ...result, status: 'created' };
+    result.status = 'created';
+    return result;
   }
 
   type Member = readonly [id: string, type: 'user' | 'group'];
@@ -447,7 +455,7 @@ export function createSyncService(deps: Deps) {
       on_prem_domain_name: a.onPremisesDomainName ?? null,
       on_prem_net_bios_name: a.onPremisesNetBiosName ?? null,
       on_prem_provisioning_errors: JSON.stringify(r.errors),
-      sync_desired: stableJson({ ...a, members: undefined }),
+      sync_desired: stableJson(a, 'members'),
       sync_match: match,
       deleted_at: null as string | null,
     };
@@ -459,13 +467,13 @@ export function createSyncService(deps: Deps) {
       if (Object.entries(fields).some(([k, v]) => before[k] !== v)) {
         await writeAddresses(trx, ctx, 'group', anchorValue, id, true, claims, true);
         const seq = ctx.nextSeq();
-        await updateObject(trx, 'groups', T, id, { ...fields, seq, on_prem_last_sync_at: now });
+        await updateObject(trx, 'groups', T, id, { seq, on_prem_last_sync_at: now, ...fields });
         status = row.deleted_at ? 'restored' : 'updated';
       }
     } else {
       await writeAddresses(trx, ctx, 'group', anchorValue, id, false, claims, true);
       const seq = ctx.nextSeq();
-      await insertRow(trx, 'groups', { ...fields, tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now });
+      await insertRow(trx, 'groups', { tenant_id: T, id, seq, created_at: now, group_types: '[]', visibility: null, extra: '{}', on_prem_last_sync_at: now, ...fields });
       ctx.createdGroups.add(id);
       status = 'created';
     }
@@ -494,7 +502,10 @@ export function createSyncService(deps: Deps) {
         await trx.insertInto('sync_member_lists').values({ tenant_id: T, group_id: id, ...list }).onConflict((oc) => oc.columns(['tenant_id', 'group_id']).doUpdateSet(list)).execute();
       }
     }
-    return { ...base, status, id, match, ...(r.errors.length ? { provisioningErrors: r.errors } : {}), ...(unresolved.length ? { unresolvedReferences: unresolved } : {}) };
+    const result: SyncResult = { sourceAnchor: anchorValue, type: 'group', status, id, match };
+    if (r.errors.length) result.provisioningErrors = r.errors;
+    if (unresolved.length) result.unresolvedReferences = unresolved;
+    return result;
   }
 
   async function remove(trx: Db, ctx: Ctx, type: 'user' | 'group', anchorValue: string, now: string): Promise<SyncResult> {
