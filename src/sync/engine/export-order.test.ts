@@ -1,6 +1,6 @@
 // Managers are exported top of the chain first, so no manager waits in the cloud for its own; DN references are looked up in key order; batches stay under their byte limits.
 import { describe, expect, it } from 'vitest';
-import { batchEnd, lookupSorted, managersInOrder } from './run.ts';
+import { exportBatches, lookupSorted, managersInOrder } from './run.ts';
 
 describe('managersInOrder', () => {
   it('puts each manager after its own manager, keeping the given (DN) order within a level', () => {
@@ -107,18 +107,10 @@ describe('lookupSorted', () => {
   });
 });
 
-describe('batchEnd: export batches under the byte limits', () => {
+describe('exportBatches: export batches under the byte limits', () => {
   const rows = (type: string, ...sizes: number[]) => sizes.map((n) => ({ type, desired: 'x'.repeat(n) }));
   const MB = 1024 * 1024;
-  const split = (rs: { type: string; desired: string | null }[]) => {
-    const out: number[] = [];
-    for (let i = 0; i < rs.length; ) {
-      const end = batchEnd(rs, i);
-      out.push(end - i);
-      i = end;
-    }
-    return out;
-  };
+  const split = (rs: { type: string; desired: string | null }[]) => [...exportBatches(rs)].map((b) => b.length);
 
   it('puts groups in batches of at most 3 MB of JSON, users in batches of up to 12 MB', () => {
     expect(split(rows('group', MB, MB, MB, MB, MB))).toEqual([3, 2]);
@@ -129,6 +121,8 @@ describe('batchEnd: export batches under the byte limits', () => {
   it('sends a row larger than the limit alone, and never an empty batch', () => {
     expect(split(rows('group', 100, 4 * MB, 100))).toEqual([1, 1, 1]);
     expect(split(rows('group', 5 * MB))).toEqual([1]);
-    expect(batchEnd(rows('group', 100), 1)).toBe(1);
+    expect([...exportBatches([])]).toEqual([]);
+    const given = rows('group', 100, 4 * MB, 100, 2 * MB, 2 * MB);
+    expect([...exportBatches(given)].flat()).toEqual(given);
   });
 });

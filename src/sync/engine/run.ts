@@ -175,19 +175,22 @@ const MAX_BATCH_BYTES = (MAX_SYNC_BODY_BYTES * 3) / 4;
 const MAX_GROUP_BATCH_BYTES = 3 * 1024 * 1024;
 
 /**
- * Where the export batch that starts at rows[from] ends (exclusive): rows while their stored
- * JSON fits the byte limit of their type, and at least one row, however large.
+ * The rows in export batches, in order: each batch takes rows while their stored JSON fits the
+ * byte limit of their type, and at least one row, however large.
  */
-export function batchEnd(rows: readonly { type: string; desired: string | null }[], from: number): number {
-  let bytes = 0;
-  let i = from;
-  for (; i < rows.length; i++) {
-    const r = rows[i]!;
-    const limit = r.type === 'group' ? MAX_GROUP_BATCH_BYTES : MAX_BATCH_BYTES;
-    if (i > from && bytes + r.desired!.length > limit) break;
-    bytes += r.desired!.length;
+export function* exportBatches<R extends { type: string; desired: string | null }>(rows: readonly R[]): Generator<R[]> {
+  for (let from = 0; from < rows.length; ) {
+    let bytes = 0;
+    let i = from;
+    for (; i < rows.length; i++) {
+      const r = rows[i]!;
+      const limit = r.type === 'group' ? MAX_GROUP_BATCH_BYTES : MAX_BATCH_BYTES;
+      if (i > from && bytes + r.desired!.length > limit) break;
+      bytes += r.desired!.length;
+    }
+    yield rows.slice(from, i);
+    from = i;
   }
-  return i;
 }
 
 /**
@@ -1180,11 +1183,7 @@ async function exportAll(
 
   /** Rows in batches under the byte limits. */
   const sendRows = async (rows: readonly Pending[]) => {
-    for (let i = 0; i < rows.length; ) {
-      const end = batchEnd(rows, i);
-      await sendBatch(rows.slice(i, end));
-      i = end;
-    }
+    for (const batch of exportBatches(rows)) await sendBatch(batch);
   };
 
   const exportUpserts = async () => {
