@@ -22,17 +22,13 @@ import { AgentMetrics } from '../src/sync/scheduler/metrics.ts';
 import { startScheduler, type CycleResult } from '../src/sync/scheduler/scheduler.ts';
 import { startCloud } from '../test/helpers/cloud.ts';
 import { startSambaDirectory } from '../test/helpers/samba.ts';
-import { recordResults } from './results.ts';
+import { pct, recordResults } from './results.ts';
 
 const { values } = parseArgs({ options: { users: { type: 'string', default: '2000' }, changes: { type: 'string', default: '20' } } });
 const users = Number(values.users);
 const changes = Number(values.changes);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 
 const dc = await startSambaDirectory({ users });
 const cloud = await startCloud({ clock: systemClock });

@@ -9,12 +9,13 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cliActor, type Actor } from '../src/cloud/services/context.ts';
+import type { Actor } from '../src/cloud/services/context.ts';
 import { createServices } from '../src/cloud/services/index.ts';
 import { openStore } from '../src/cloud/store/store.ts';
 import type { SyncItem } from '../src/cloud/sync/sync-wire.ts';
+import { readyForSync } from '../test/sync/helpers.ts';
 import { runCompiled } from './compiled.ts';
-import { recordResults } from './results.ts';
+import { pct, recordResults } from './results.ts';
 
 runCompiled(import.meta.url);
 
@@ -61,11 +62,7 @@ async function rounds(idleCheckpointMs: number | undefined) {
   };
   try {
     const tenant = await svc.tenants.create('bench');
-    for (const d of ['contoso.com', 'corp.example.com']) {
-      await svc.domains.add(cliActor(tenant.id), d);
-      await svc.domains.verify(cliActor(tenant.id), d, { force: true });
-    }
-    await svc.organization.setDirSync(cliActor(tenant.id), true);
+    await readyForSync(svc, tenant.id);
     const actor: Actor = { tenantId: tenant.id, kind: 'app', id: 'bench', name: 'bench', role: 'sync' };
     for (let i = 0; i < N; i += 5000) await svc.sync.apply(actor, Array.from({ length: Math.min(5000, N - i) }, (_, k) => upsert(i + k)));
     await sleep(IDLE);
@@ -80,9 +77,8 @@ async function rounds(idleCheckpointMs: number | undefined) {
       process.stdout.write(`  round ${round}: ${times.at(-1)!.toFixed(0)} ms, WAL ${walMB()} MB\n`);
       await sleep(IDLE);
     }
-    const sorted = [...times].sort((a, b) => a - b);
-    const at = (p: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
-    return { medianMs: at(0.5), p90Ms: at(0.9), maxMs: at(1), roundsOver2xMedian: times.filter((t) => t > 2 * at(0.5)).length };
+    const median = Math.round(pct(times, 50));
+    return { medianMs: median, p90Ms: Math.round(pct(times, 90)), maxMs: Math.round(pct(times, 100)), roundsOver2xMedian: times.filter((t) => t > 2 * median).length };
   } finally {
     await svc.close();
     rmSync(dataDir, { recursive: true, force: true });

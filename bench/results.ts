@@ -19,4 +19,10 @@ export function recordResults(name: string, figures: Record<string, unknown>): v
   process.stdout.write(`${JSON.stringify(entry, null, 2)}\n`);
 }
 
+/** The p-th percentile (nearest rank) of `xs`; p = 100 is the largest. */
+export function pct(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
 export const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;

@@ -8,6 +8,7 @@ import { adLdif } from '../../scripts/generator/ldif.ts';
 import { buildManifest, type Manifest } from '../../scripts/generator/manifest.ts';
 import { generateDirectory, type DirectoryModel } from '../../scripts/generator/model.ts';
 import { cliActor } from '../../src/cloud/services/context.ts';
+import type { Services } from '../../src/cloud/services/index.ts';
 import { loadSyncConfig, type SyncConfig } from '../../src/sync/config.ts';
 import type { TestCloud, TestTenant } from '../helpers/cloud.ts';
 
@@ -31,12 +32,17 @@ export async function generatedLdif(dir: string, users: number, seed = 1): Promi
 /** A tenant with contoso.com and corp.example.com verified and directory sync activated. */
 export async function syncTenant(cloud: TestCloud, name: string, opts: { activate?: boolean } = {}): Promise<TestTenant> {
   const t = await cloud.createTenant(name);
-  for (const d of ['contoso.com', 'corp.example.com']) {
-    await cloud.svc.domains.add(cliActor(t.tenant.id), d);
-    await cloud.svc.domains.verify(cliActor(t.tenant.id), d, { force: true });
-  }
-  if (opts.activate !== false) await cloud.svc.organization.setDirSync(cliActor(t.tenant.id), true);
+  await readyForSync(cloud.svc, t.tenant.id, opts);
   return t;
+}
+
+/** The generator's domains (contoso.com, corp.example.com) verified in a tenant, and directory sync activated unless `activate` is false. */
+export async function readyForSync(svc: Services, tenantId: string, opts: { activate?: boolean } = {}): Promise<void> {
+  for (const d of ['contoso.com', 'corp.example.com']) {
+    await svc.domains.add(cliActor(tenantId), d);
+    await svc.domains.verify(cliActor(tenantId), d, { force: true });
+  }
+  if (opts.activate !== false) await svc.organization.setDirSync(cliActor(tenantId), true);
 }
 
 export interface ConfigOptions {
