@@ -1,11 +1,10 @@
 // The cloud store checkpoints its WAL once it has gone a quiet period without a write, so that
 // the automatic checkpoint (every ~200 MB of WAL) does not land inside a later commit. Timers
 // are faked: the test moves the clock, it does not wait.
-import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import SQLite from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openStore, type Store } from '../../src/cloud/store/store.ts';
+import { hasTable, readFileAlone } from '../helpers/db-file.ts';
 import { tempDir } from '../helpers/temp-dirs.ts';
 
 let store: Store | undefined;
@@ -19,15 +18,7 @@ const T = '11111111-1111-4111-8111-111111111111';
 
 /** The tenants' names as the database file alone holds them (a copy of it, without the WAL). */
 function namesInFile(dir: string): string[] {
-  const copies = tempDir('nimbus-store-copy-');
-  copyFileSync(join(dir, 'nimbus.db'), join(copies, 'copy.db'));
-  const db = new SQLite(join(copies, 'copy.db'));
-  try {
-    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'tenants'").get()) return [];
-    return (db.prepare('SELECT name FROM tenants ORDER BY name').all() as { name: string }[]).map((r) => r.name);
-  } finally {
-    db.close();
-  }
+  return readFileAlone(join(dir, 'nimbus.db'), (db) => (hasTable(db, 'tenants') ? (db.prepare('SELECT name FROM tenants ORDER BY name').all() as { name: string }[]).map((r) => r.name) : []));
 }
 
 async function addTenant(name: string, n: number): Promise<void> {

@@ -1,8 +1,7 @@
 // End to end: the generator's AD-flavoured LDIF synced into a real cloud directory through
 // the agent (real SQLite connector space, in-process exporter): scope, edge cases, matching,
 // groups, no-change runs, changes, and the deletion threshold.
-import { appendFileSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
-import SQLite from 'better-sqlite3';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adLdif } from '../../scripts/generator/ldif.ts';
@@ -16,6 +15,7 @@ import { openSyncAgent, type SyncAgent } from '../../src/sync/agent.ts';
 import type { SyncConfig } from '../../src/sync/config.ts';
 import { createInProcessExporter } from '../../src/sync/engine/exporter-inprocess.ts';
 import { newUser, startCloud, type TestCloud, type TestTenant } from '../helpers/cloud.ts';
+import { hasTable, readFileAlone } from '../helpers/db-file.ts';
 import { generatedLdif, syncTenant, tempDir, writeConfig, writeLdif } from './helpers.ts';
 
 const BASE = 'DC=corp,DC=example,DC=com';
@@ -195,19 +195,11 @@ describe('full sync from an AD LDIF export', () => {
     try {
       const r = await agent.run();
       // The run as the database file holds it without the WAL (a copy of the file alone).
-      const inFile = () => {
-        const copies = tempDir('nimbus-cs-copy-');
-        copyFileSync(agent.space.file, join(copies, 'copy.db'));
-        const db = new SQLite(join(copies, 'copy.db'));
-        try {
+      const inFile = () =>
+        readFileAlone(agent.space.file, (db) =>
           // (A new space's very tables may be in the WAL only.)
-          if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'runs'").get()) return undefined;
-          return (db.prepare('SELECT status FROM runs WHERE id = ?').get(r.runId) as { status: string } | undefined)?.status;
-        } finally {
-          db.close();
-          rmSync(copies, { recursive: true, force: true });
-        }
-      };
+          hasTable(db, 'runs') ? (db.prepare('SELECT status FROM runs WHERE id = ?').get(r.runId) as { status: string } | undefined)?.status : undefined,
+        );
       expect(r.status).toBe('success');
       // When run() returns, the run's last commits are in the WAL only...
       expect(inFile()).not.toBe('success');
