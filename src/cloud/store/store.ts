@@ -53,7 +53,9 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   // Savepoint journals in memory: the sync apply runs each object under a savepoint, and with
   // temp files SQLite spills every object's sub-journal (the pages it touched) to disk.
   sqlite.pragma('temp_store = MEMORY');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: file === ':memory:' || opts.idleCheckpointMs === 0 ? withStatementCache(sqlite) : withIdleCheckpoint(sqlite, withStatementCache(sqlite), opts.idleCheckpointMs ?? 1000) }) });
+  const cached = withStatementCache(sqlite);
+  const database = file === ':memory:' || opts.idleCheckpointMs === 0 ? cached : withIdleCheckpoint(sqlite, cached, opts.idleCheckpointMs ?? 1000);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   await migrate(db);
   return db;
 }
@@ -61,7 +63,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
 /**
  * Checkpoints the WAL once the store has gone `quietMs` without a write, so that the automatic
  * checkpoint (every ~200 MB of WAL) does not land inside a commit: in delta rounds of 1000
- * changed users against 20k, one round in ~13 took 530-690 ms instead of ~170 ms, copying the
+ * changed users against 20k, one round in ~13 took 530-715 ms instead of ~170 ms, copying the
  * last rounds' pages. The store has one connection, so a checkpoint still holds it, but while
  * nothing writes, and for one round's pages. Writes during a first sync keep it from running.
  */
