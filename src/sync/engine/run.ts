@@ -865,9 +865,12 @@ async function syncAll(engine: Engine, fail: (e: ObjectError) => void, tick: (n:
   const usersByDn = db.prepare<[], Dirty>(`SELECT ${COLUMNS} FROM objects o LEFT JOIN object_imports i ON i.id = o.id WHERE o.dirty = 1 AND o.type = 'user' ORDER BY o.dn_key, o.anchor LIMIT 2000`);
   // Groups without their imported values, read one group at a time as it is computed: a
   // chunk's members all at once were 50 MB of text for 5k groups (two of 100k members each),
-  // and twice that parsed, the agent's largest heap.
+  // and twice that parsed, the agent's largest heap. In chunks of 250, not 2000: each group's
+  // members are resolved on their own anyway, and the export waits for a chunk before it can
+  // send its groups. At 100k (513k members) a chunk of 2000 took ~1.5 s while the cloud, done
+  // with the users, waited; the export phase took 1.6 s less on average (six pairs).
   const groupsByDn = db.prepare<[], Dirty>(
-    `SELECT ${COLUMNS.replace('i.imported', 'NULL AS imported')} FROM objects o WHERE o.dirty = 1 AND o.type = 'group' ORDER BY o.dn_key, o.anchor LIMIT 2000`,
+    `SELECT ${COLUMNS.replace('i.imported', 'NULL AS imported')} FROM objects o WHERE o.dirty = 1 AND o.type = 'group' ORDER BY o.dn_key, o.anchor LIMIT 250`,
   );
   const importedOf = db.prepare('SELECT imported FROM object_imports WHERE id = ?').pluck() as Statement<[number], string | undefined>;
   // DN keys in (a JSON array), anchors out in the same order: one statement for a group's
