@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { ImportItem, SourceEntry } from '../connector.ts';
-import { createLdifConnector } from './ldif-connector.ts';
+import { createLdifConnector, LDIF_CHUNK_BYTES } from './ldif-connector.ts';
 import { DEFAULT_BINARY_ATTRIBUTES } from './ldif-connector-config.ts';
 import { LdifReader, parseLdif } from './ldif-parser.ts';
 
@@ -83,9 +83,9 @@ describe('LDIF parser', () => {
   });
 
   it('reads a file whose chunks split a UTF-8 character', async () => {
-    // The connector reads 1 MB at a time: put a two-byte 'ü' across the first boundary.
+    // Put a two-byte 'ü' across the first boundary of the connector's chunks.
     const head = 'dn: CN=pad,DC=x\ncn: pad\ndescription: ';
-    const pad = 'a'.repeat((1 << 20) - Buffer.byteLength(head) - 1);
+    const pad = 'a'.repeat(LDIF_CHUNK_BYTES - Buffer.byteLength(head) - 1);
     const dir = mkdtempSync(join(tmpdir(), 'nimbus-ldif-'));
     try {
       const file = join(dir, 'x.ldif');
