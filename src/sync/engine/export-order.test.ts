@@ -1,6 +1,6 @@
 // Managers are exported top of the chain first, so no manager waits in the cloud for its own; DN references are looked up in key order; batches stay under their byte limits.
 import { describe, expect, it } from 'vitest';
-import { exportBatches, lookupSorted, managersInOrder } from './run.ts';
+import { exportBatches, lookupSorted, managersInOrder, MAX_GROUP_BATCH_BYTES } from './run.ts';
 
 describe('managersInOrder', () => {
   it('puts each manager after its own manager, keeping the given (DN) order within a level', () => {
@@ -112,17 +112,19 @@ describe('exportBatches: export batches under the byte limits', () => {
   const MB = 1024 * 1024;
   const split = (rs: { type: string; desired: string | null }[]) => [...exportBatches(rs)].map((b) => b.length);
 
-  it('puts groups in batches of at most 3 MB of JSON, users in batches of up to 12 MB', () => {
-    expect(split(rows('group', MB, MB, MB, MB, MB))).toEqual([3, 2]);
+  it('puts groups in batches of at most MAX_GROUP_BATCH_BYTES of JSON, users in batches of up to 12 MB', () => {
+    const G = MAX_GROUP_BATCH_BYTES / MB;
+    expect(split(rows('group', ...Array<number>(G + 2).fill(MB)))).toEqual([G, 2]);
     expect(split(rows('user', ...Array<number>(10).fill(MB)))).toEqual([10]);
     expect(split(rows('user', ...Array<number>(14).fill(MB)))).toEqual([12, 2]);
   });
 
   it('sends a row larger than the limit alone, and never an empty batch', () => {
-    expect(split(rows('group', 100, 4 * MB, 100))).toEqual([1, 1, 1]);
-    expect(split(rows('group', 5 * MB))).toEqual([1]);
+    const over = MAX_GROUP_BATCH_BYTES + MB;
+    expect(split(rows('group', 100, over, 100))).toEqual([1, 1, 1]);
+    expect(split(rows('group', over))).toEqual([1]);
     expect([...exportBatches([])]).toEqual([]);
-    const given = rows('group', 100, 4 * MB, 100, 2 * MB, 2 * MB);
+    const given = rows('group', 100, over, 100, MAX_GROUP_BATCH_BYTES / 2, MAX_GROUP_BATCH_BYTES / 2);
     expect([...exportBatches(given)].flat()).toEqual(given);
   });
 });

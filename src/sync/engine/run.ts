@@ -165,14 +165,15 @@ const MAX_ERRORS = 1000;
 /** Stay under the cloud's request body limit with room for JSON framing. */
 const MAX_BATCH_BYTES = (MAX_SYNC_BODY_BYTES * 3) / 4;
 /**
- * At most ~110k member anchors of groups in one batch. The cloud resolves a new group's whole
- * member list while it applies the batch, and a first sync at 100k sent the groups in batches
- * of up to 12 MB: the process grew by 40-50 MB while the cloud applied them, and in one process
- * peaked at 461-506 MB (20 runs), against 427-442 MB (5 runs) in batches of 3 MB. Smaller
- * batches cost the cloud more lookups (a member of many groups is resolved once per batch):
- * its apply of the 5000 groups took 8.4-9.1 s against 6.7-7.5 s (three pairs).
+ * At most ~220k member anchors of groups in one batch. The cloud resolves a new group's whole
+ * member list while it applies the batch, so the batch's size shows in the process's peak: a
+ * first sync at 100k in one process peaked at 461-506 MB (20 runs) with batches of 12 MB,
+ * 456-484 MB (7 runs) with 6 MB, 427-454 MB with 3 MB. Each batch is a commit, and each commit
+ * rewrites the member index of the memberships (one entry per membership, keyed by member, so a
+ * batch's new entries land on nearly every page of it): with 6 MB instead of 3 MB the whole
+ * in-process run took 0.935x as long (median of three pairs; 5 group batches instead of ~9).
  */
-const MAX_GROUP_BATCH_BYTES = 3 * 1024 * 1024;
+export const MAX_GROUP_BATCH_BYTES = 6 * 1024 * 1024;
 
 /**
  * The rows in export batches, in order: each batch takes rows while their stored JSON fits the
