@@ -165,15 +165,16 @@ const MAX_ERRORS = 1000;
 /** Stay under the cloud's request body limit with room for JSON framing. */
 const MAX_BATCH_BYTES = (MAX_SYNC_BODY_BYTES * 3) / 4;
 /**
- * At most ~220k member anchors of groups in one batch. The cloud resolves a new group's whole
+ * At most ~150k member anchors of groups in one batch. The cloud resolves a new group's whole
  * member list while it applies the batch, so the batch's size shows in the process's peak: a
  * first sync at 100k in one process peaked at 461-506 MB (20 runs) with batches of 12 MB,
- * 456-484 MB (7 runs) with 6 MB, 427-454 MB with 3 MB. Each batch is a commit, and each commit
- * rewrites the member index of the memberships (one entry per membership, keyed by member, so a
- * batch's new entries land on nearly every page of it): with 6 MB instead of 3 MB the whole
- * in-process run took 0.935x as long (median of three pairs; 5 group batches instead of ~9).
+ * 455-492 MB (10 runs) with 6 MB, 431-461 MB (8 runs) with 4 MB, 427-454 MB with 3 MB. Each
+ * batch is a commit, and each commit rewrites most of the memberships' member index (one entry
+ * per membership, keyed by the member, so a batch's new entries land on nearly every page of
+ * it): against 3 MB the whole in-process run took 0.935x as long with 6 MB (median of three
+ * pairs) and 0.952x with 4 MB (three noisier pairs); 4 MB against 6 MB 0.996x.
  */
-export const MAX_GROUP_BATCH_BYTES = 6 * 1024 * 1024;
+export const MAX_GROUP_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * The rows in export batches, in order: each batch takes rows while their stored JSON fits the
